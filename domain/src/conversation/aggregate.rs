@@ -1,0 +1,328 @@
+//! The conversation aggregate: its state and its rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+use super::commands::ConversationCommand;
+use super::error::ConversationError;
+use super::events::{
+    Contact, ConversationEvent, ConversationStatus, DeliveryStatus, Direction, Source,
+};
+use crate::ids::{AgentId, MessageId, TeamId, WidgetId};
+use crate::text::Label;
+
+/// What the rules need to know of one message: its direction, and for outgoing messages
+/// how far delivery got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageState {
+    /// Which way it went.
+    pub direction: Direction,
+    /// Delivery status, for outgoing messages.
+    pub status: Option<DeliveryStatus>,
+}
+
+/// A conversation's state, rebuilt from its events (or from a snapshot and the events after
+/// it). It holds only what the rules need; screens are projections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// The channel; `None` until the conversation is started.
+    pub source: Option<Source>,
+    /// Who it is with.
+    pub contact: Contact,
+    /// The widget it came through, for `web`.
+    pub widget_id: Option<WidgetId>,
+    /// Workflow status.
+    pub status: Option<ConversationStatus>,
+    /// Until when, while snoozed.
+    pub snoozed_until: Option<DateTime<Utc>>,
+    /// Responsible agent.
+    pub assignee: Option<AgentId>,
+    /// Responsible team.
+    pub team: Option<TeamId>,
+    /// Labels, sorted.
+    pub labels: BTreeSet<Label>,
+    /// Every message and note, so ids stay unique and statuses move forward only.
+    pub messages: BTreeMap<MessageId, MessageState>,
+    /// The newest message or note.
+    pub last_message_id: Option<MessageId>,
+    /// Per agent, the newest message that agent has read.
+    pub read_markers: BTreeMap<AgentId, MessageId>,
+}
+
+impl Conversation {
+    fn ensure_new_message(&self, id: MessageId) -> Result<(), ConversationError> {
+        if self.messages.contains_key(&id) {
+            return Err(ConversationError::DuplicateMessage(id));
+        }
+        Ok(())
+    }
+
+    fn next_status(
+        &self,
+        message_id: MessageId,
+        to: DeliveryStatus,
+    ) -> Result<Option<DeliveryStatus>, ConversationError> {
+        let message = self
+            .messages
+            .get(&message_id)
+            .ok_or(ConversationError::MessageNotFound(message_id))?;
+        if message.direction != Direction::Outgoing {
+            return Err(ConversationError::NotOutgoing(message_id));
+        }
+        if to == DeliveryStatus::Pending {
+            return Err(ConversationError::PendingNotReportable);
+        }
+        let from = message.status.unwrap_or(DeliveryStatus::Pending);
+        match (from, to) {
+            (from, to) if from == to => Ok(None),
+            (DeliveryStatus::Failed, to) | (DeliveryStatus::Read, to) => {
+                Err(ConversationError::StatusRegression { from, to })
+            }
+            (from, to) if to < from => Err(ConversationError::StatusRegression { from, to }),
+            (_, to) => Ok(Some(to)),
+        }
+    }
+}
+
+impl Aggregate for Conversation {
+    const TYPE: &'static str = "Conversation";
+    type Command = ConversationCommand;
+    type Event = ConversationEvent;
+    type Error = ConversationError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        use ConversationCommand as C;
+        use ConversationEvent as E;
+
+        let Some(status) = self.status else {
+            let C::Start {
+                source,
+                contact,
+                widget_id,
+            } = command
+            else {
+                return Err(ConversationError::NotFound);
+            };
+            if (source == Source::Web) != widget_id.is_some() {
+                return Err(ConversationError::WidgetMismatch);
+            }
+            sink.write(
+                E::ConversationStarted {
+                    source,
+                    contact,
+                    widget_id,
+                },
+                self,
+            )
+            .await;
+            return Ok(());
+        };
+
+        match command {
+            C::Start { .. } => return Err(ConversationError::AlreadyStarted),
+            C::ReceiveMessage {
+                message_id,
+                content,
+                sent_at,
+            } => {
+                self.ensure_new_message(message_id)?;
+                sink.write(
+                    E::MessageReceived {
+                        message_id,
+                        content,
+                        sent_at,
+                    },
+                    self,
+                )
+                .await;
+                if matches!(
+                    status,
+                    ConversationStatus::Resolved | ConversationStatus::Snoozed
+                ) {
+                    let reopen = E::ConversationStatusChanged {
+                        status: ConversationStatus::Open,
+                        snoozed_until: None,
+                        reopened_by_contact: true,
+                    };
+                    sink.write(reopen, self).await;
+                }
+            }
+            C::PostMessage {
+                message_id,
+                content,
+                author,
+            } => {
+                if status == ConversationStatus::Resolved {
+                    return Err(ConversationError::Resolved);
+                }
+                self.ensure_new_message(message_id)?;
+                let event = E::MessagePosted {
+                    message_id,
+                    content,
+                    author,
+                };
+                sink.write(event, self).await;
+            }
+            C::AddNote {
+                message_id,
+                content,
+                author,
+            } => {
+                self.ensure_new_message(message_id)?;
+                let event = E::NoteAdded {
+                    message_id,
+                    content,
+                    author,
+                };
+                sink.write(event, self).await;
+            }
+            C::UpdateMessageStatus {
+                message_id,
+                status,
+                error,
+                at,
+            } => {
+                if let Some(status) = self.next_status(message_id, status)? {
+                    let error = error.filter(|_| status == DeliveryStatus::Failed);
+                    let event = E::MessageStatusChanged {
+                        message_id,
+                        status,
+                        error,
+                        at,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            C::MarkRead { agent_id } => {
+                if let Some(last) = self.last_message_id
+                    && self.read_markers.get(&agent_id) != Some(&last)
+                {
+                    let event = E::ReadMarkerMoved {
+                        agent_id,
+                        last_read_message_id: last,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            C::Assign { agent_id, team_id } => {
+                if (agent_id, team_id) != (self.assignee, self.team) {
+                    let event = if agent_id.is_none() && team_id.is_none() {
+                        E::ConversationUnassigned {}
+                    } else {
+                        E::ConversationAssigned { agent_id, team_id }
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            C::ChangeStatus {
+                status: to,
+                snoozed_until,
+                now,
+            } => {
+                match (to, snoozed_until) {
+                    (ConversationStatus::Snoozed, Some(until)) if until > now => {}
+                    (ConversationStatus::Snoozed, _) => {
+                        return Err(ConversationError::SnoozeNeedsFutureTime);
+                    }
+                    (_, Some(_)) => return Err(ConversationError::SnoozeTimeWithoutSnooze),
+                    (_, None) => {}
+                }
+                if (to, snoozed_until) != (status, self.snoozed_until) {
+                    let event = E::ConversationStatusChanged {
+                        status: to,
+                        snoozed_until,
+                        reopened_by_contact: false,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            C::AddLabel { label } => {
+                if !self.labels.contains(&label) {
+                    sink.write(E::LabelAdded { label }, self).await;
+                }
+            }
+            C::RemoveLabel { label } => {
+                if self.labels.contains(&label) {
+                    sink.write(E::LabelRemoved { label }, self).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use ConversationEvent as E;
+        let mut add_message = |id, direction, status| {
+            self.messages.insert(id, MessageState { direction, status });
+            self.last_message_id = Some(id);
+        };
+        match event {
+            E::ConversationStarted {
+                source,
+                contact,
+                widget_id,
+            } => {
+                self.source = Some(source);
+                self.contact = contact;
+                self.widget_id = widget_id;
+                self.status = Some(ConversationStatus::Open);
+            }
+            E::MessageReceived { message_id, .. } => {
+                add_message(message_id, Direction::Incoming, None);
+            }
+            E::MessagePosted { message_id, .. } => {
+                add_message(message_id, Direction::Outgoing, Some(DeliveryStatus::Pending));
+            }
+            E::NoteAdded { message_id, .. } => add_message(message_id, Direction::Note, None),
+            E::MessageStatusChanged {
+                message_id, status, ..
+            } => {
+                if let Some(message) = self.messages.get_mut(&message_id) {
+                    message.status = Some(status);
+                }
+            }
+            E::ReadMarkerMoved {
+                agent_id,
+                last_read_message_id,
+            } => {
+                self.read_markers.insert(agent_id, last_read_message_id);
+            }
+            E::ConversationAssigned { agent_id, team_id } => {
+                self.assignee = agent_id;
+                self.team = team_id;
+            }
+            E::ConversationUnassigned {} => {
+                self.assignee = None;
+                self.team = None;
+            }
+            E::ConversationStatusChanged {
+                status,
+                snoozed_until,
+                ..
+            } => {
+                self.status = Some(status);
+                self.snoozed_until = snoozed_until;
+            }
+            E::LabelAdded { label } => {
+                self.labels.insert(label);
+            }
+            E::LabelRemoved { label } => {
+                self.labels.remove(&label);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,92 @@
+//! What can be asked of a conversation.
+
+use chrono::{DateTime, Utc};
+
+use super::events::{Contact, ConversationStatus, DeliveryStatus, Source};
+use crate::actor::Actor;
+use crate::ids::{AgentId, MessageId, TeamId, WidgetId};
+use crate::text::{Label, MessageContent};
+
+/// A request to change a conversation. Times that rules depend on (`now`) come in with the
+/// command, so the aggregate stays a pure function of its history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversationCommand {
+    /// Begin a conversation.
+    Start {
+        /// The channel.
+        source: Source,
+        /// Who it is with.
+        contact: Contact,
+        /// The widget, for `web`.
+        widget_id: Option<WidgetId>,
+    },
+    /// Record a message from the contact.
+    ReceiveMessage {
+        /// Unique within the conversation.
+        message_id: MessageId,
+        /// The text.
+        content: MessageContent,
+        /// When the contact sent it.
+        sent_at: DateTime<Utc>,
+    },
+    /// Record the team's reply to the contact.
+    PostMessage {
+        /// Unique within the conversation.
+        message_id: MessageId,
+        /// The text.
+        content: MessageContent,
+        /// Who wrote it.
+        author: Actor,
+    },
+    /// Record a private note.
+    AddNote {
+        /// Unique within the conversation.
+        message_id: MessageId,
+        /// The text.
+        content: MessageContent,
+        /// Who wrote it.
+        author: Actor,
+    },
+    /// Move an outgoing message's delivery status forward.
+    UpdateMessageStatus {
+        /// The outgoing message.
+        message_id: MessageId,
+        /// The new status.
+        status: DeliveryStatus,
+        /// Why it failed, for `failed`.
+        error: Option<String>,
+        /// When the channel says it happened.
+        at: DateTime<Utc>,
+    },
+    /// Mark everything up to the newest message as read by an agent.
+    MarkRead {
+        /// The reader.
+        agent_id: AgentId,
+    },
+    /// Give the conversation to an agent and/or a team; neither means unassign.
+    Assign {
+        /// The agent, if one.
+        agent_id: Option<AgentId>,
+        /// The team, if one.
+        team_id: Option<TeamId>,
+    },
+    /// Change the workflow status.
+    ChangeStatus {
+        /// The new status.
+        status: ConversationStatus,
+        /// Until when, required for `snoozed` and refused otherwise.
+        snoozed_until: Option<DateTime<Utc>>,
+        /// The time the request was made, to refuse a snooze into the past.
+        now: DateTime<Utc>,
+    },
+    /// Put a label on.
+    AddLabel {
+        /// The label.
+        label: Label,
+    },
+    /// Take a label off.
+    RemoveLabel {
+        /// The label.
+        label: Label,
+    },
+}
