@@ -1,0 +1,109 @@
+//! Command-line interface and configuration. Every option can also come from the environment,
+//! so the same binary runs from a terminal, a service manager or a container.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Upzento Chat: the unified inbox for website chat and WhatsApp.
+#[derive(Debug, Parser)]
+#[command(name = "upzento", version, about)]
+pub struct Cli {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL to use. Without it, a private cluster runs under `--data-dir`.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the private PostgreSQL cluster, used when no `DATABASE_URL` is set.
+    #[arg(long, env = "UPZENTO_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Apply database migrations and exit (the server also applies them on start).
+    Migrate,
+}
+
+/// Tenant administration.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its first admin; prints one line of JSON with the admin's token.
+    Create {
+        /// The tenant's name.
+        name: String,
+        /// The first admin's e-mail address.
+        #[arg(long, default_value = "admin@example.com")]
+        admin_email: String,
+    },
+}
+
+/// Options of the HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "UPZENTO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The URL this server is reached at from browsers, for embed snippets. Defaults to
+    /// `http://<listen>`.
+    #[arg(long, env = "UPZENTO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// DNS server for domain verification, `ip:port`. Defaults to the system's resolvers.
+    #[arg(long, env = "UPZENTO_DNS_RESOLVER")]
+    pub dns_resolver: Option<SocketAddr>,
+    /// Port of the HTTPS domain proof.
+    #[arg(long, env = "UPZENTO_PROOF_HTTPS_PORT", default_value_t = 443)]
+    pub proof_https_port: u16,
+    /// Port of the plain HTTP domain proof.
+    #[arg(long, env = "UPZENTO_PROOF_HTTP_PORT", default_value_t = 80)]
+    pub proof_http_port: u16,
+    /// Let domain proofs be fetched from loopback, private and link-local addresses. Never
+    /// in production: it lets tenants make the server fetch from internal networks.
+    #[arg(long, env = "UPZENTO_ALLOW_PRIVATE_PROOF_TARGETS")]
+    pub allow_private_proof_targets: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "UPZENTO_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self::parse_from_empty()
+    }
+}
+
+impl ServeArgs {
+    fn parse_from_empty() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::parse_from(["upzento"]).serve
+    }
+
+    /// The public URL, without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}

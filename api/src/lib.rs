@@ -1,0 +1,52 @@
+//! The Upzento Chat server: HTTP API, command-line interface and start-up.
+//!
+//! - [`config`]: the CLI and its options.
+//! - [`cluster`]: the private PostgreSQL cluster of the zero-configuration start.
+//! - [`startup`]: database, state, serving and shutdown.
+//! - [`routes`]: one module per resource, each with its own `router()`.
+//! - [`error`], [`extract`]: problem+json errors and strict extractors.
+//! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
+//! - [`telemetry`]: logs and metrics.
+#![forbid(unsafe_code)]
+
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+use config::{Cli, Command, ServeArgs, TenantCommand};
+use startup::{Application, Database};
+
+/// Runs what the command line asks for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            telemetry::init_logs("info,sqlx=warn");
+            let database = Database::open(&cli.database).await?;
+            let app = Application::build(database.pool.clone(), &args).await?;
+            tracing::info!(address = %app.address(), "listening");
+            let served = app.run_until(startup::shutdown_signal()).await;
+            database.close().await;
+            Ok(served?)
+        }
+        Command::Tenant(TenantCommand::Create { name, admin_email }) => {
+            telemetry::init_logs("warn");
+            let database = Database::open(&cli.database).await?;
+            let created =
+                commands::tenancy::create_tenant(&database.pool, name.trim(), &admin_email).await;
+            database.close().await;
+            println!("{}", serde_json::to_string(&created?)?);
+            Ok(())
+        }
+        Command::Migrate => {
+            telemetry::init_logs("info");
+            Database::open(&cli.database).await?.close().await;
+            Ok(())
+        }
+    }
+}

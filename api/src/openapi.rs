@@ -1,0 +1,44 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations so it cannot drift
+//! from the routes.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{agents, conversations, domains, health, teams, widgets};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Upzento Chat API", description = "The unified inbox: website chat and WhatsApp. Errors are application/problem+json (RFC 9457)."),
+    paths(
+        health::healthz, health::readyz,
+        agents::create_agent, agents::list_agents,
+        teams::create_team, teams::list_teams, teams::add_member,
+        domains::register_domain, domains::list_domains, domains::get_domain,
+        domains::verify_domain, domains::revoke_domain,
+        widgets::create_widget, widgets::list_widgets, widgets::get_widget,
+        widgets::update_widget, widgets::delete_widget, widgets::embed_code,
+        conversations::start_conversation, conversations::post_message,
+        conversations::update_message_status, conversations::mark_read, conversations::assign,
+        conversations::change_status, conversations::add_label, conversations::remove_label,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document served at `/api/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

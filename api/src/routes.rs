@@ -1,0 +1,65 @@
+//! The HTTP surface: `/api/v1` resources, health, metrics and the OpenAPI document.
+
+pub(crate) mod agents;
+pub(crate) mod conversations;
+pub(crate) mod domains;
+pub(crate) mod health;
+pub(crate) mod teams;
+pub(crate) mod widgets;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::{Router, middleware};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::telemetry;
+
+/// Every route, with request ids, tracing, metrics and the body limit.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .merge(agents::router())
+        .merge(teams::router())
+        .merge(domains::router())
+        .merge(widgets::router())
+        .merge(conversations::router());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .fallback(|| async {
+            ApiError::not_found("route_not_found", "there is no such endpoint; see /api/openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept this method; see /api/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .route_layer(middleware::from_fn(telemetry::track_requests))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|p| p.as_str().to_owned());
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    matched_path = route,
+                    request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok()),
+                    tenant_id = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

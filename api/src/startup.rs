@@ -1,0 +1,187 @@
+//! Start-up: find the database, migrate it, build the state and serve until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use commands::bus::CommandBus;
+use commands::directory::DomainDirectory;
+use commands::proofs::{NetworkProofs, ProofSettings};
+use commands::store::EventStore;
+use domain::web_domain::DomainProofs;
+use domain::widget::WidgetServices;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor, PgPool};
+use tokio::net::TcpListener;
+
+use crate::cluster::{self, PrivateCluster};
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::state::AppState;
+use crate::{routes, telemetry};
+
+/// Events between two snapshots of a conversation. Snapshots make a long conversation cost
+/// about what a short one costs to command; more often would make every write heavier.
+const CONVERSATION_SNAPSHOT_EVERY: usize = 100;
+/// Widgets and domains have short histories; snapshots rarely matter for them.
+const SMALL_AGGREGATE_SNAPSHOT_EVERY: usize = 50;
+
+/// The database the process works on, and the private cluster behind it if there is one.
+pub struct Database {
+    /// Connections.
+    pub pool: PgPool,
+    cluster: Option<PrivateCluster>,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL`, or starts (or attaches to) the private cluster, then
+    /// applies pending migrations.
+    pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
+        let (options, cluster) = match &args.database_url {
+            Some(url) => (
+                url.parse::<PgConnectOptions>()
+                    .context("DATABASE_URL is not a PostgreSQL URL")?,
+                None,
+            ),
+            None => {
+                let data_dir = args.data_dir.clone();
+                let cluster =
+                    tokio::task::spawn_blocking(move || PrivateCluster::start(&data_dir, true))
+                        .await??;
+                create_database_if_missing(&cluster).await?;
+                (cluster.connect_options(cluster::DATABASE), Some(cluster))
+            }
+        };
+        let pool = connect(options).await?;
+        commands::MIGRATOR
+            .run(&pool)
+            .await
+            .context("could not apply database migrations")?;
+        Ok(Self { pool, cluster })
+    }
+
+    /// Closes the connections and stops the private cluster if this process started it.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster.filter(PrivateCluster::started_here) {
+            if let Err(error) = tokio::task::spawn_blocking(move || cluster.stop()).await {
+                tracing::warn!(%error, "could not stop the private PostgreSQL cluster");
+            }
+        }
+    }
+}
+
+async fn create_database_if_missing(cluster: &PrivateCluster) -> anyhow::Result<()> {
+    let mut admin = cluster
+        .connect_options("postgres")
+        .connect()
+        .await
+        .context("could not connect to the private PostgreSQL cluster")?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(cluster::DATABASE)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        admin
+            .execute(format!("create database {}", cluster::DATABASE).as_str())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The pool every part of the service shares. Idle transactions are cut short because a
+/// forgotten one would stall every gap-free reader (DESIGN.md, the spike's findings), and
+/// connections are not pinged before use, which the spike measured as 15% of throughput.
+pub async fn connect(options: PgConnectOptions) -> anyhow::Result<PgPool> {
+    let options = options
+        .options([("idle_in_transaction_session_timeout", "30s")])
+        .log_statements(tracing::log::LevelFilter::Trace);
+    PgPoolOptions::new()
+        .max_connections(32)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .context("could not connect to PostgreSQL")
+}
+
+/// Builds the application state over a migrated database.
+pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Result<AppState> {
+    let store = EventStore::new(pool.clone());
+    let proofs = NetworkProofs::new(ProofSettings {
+        resolver: args.dns_resolver,
+        https_port: args.proof_https_port,
+        http_port: args.proof_http_port,
+        allow_private_targets: args.allow_private_proof_targets,
+    })
+    .context("could not set up the DNS resolver for domain verification")?;
+    Ok(AppState {
+        conversations: Arc::new(CommandBus::new(
+            store.clone(),
+            (),
+            CONVERSATION_SNAPSHOT_EVERY,
+        )),
+        widgets: Arc::new(CommandBus::new(
+            store.clone(),
+            Arc::new(DomainDirectory::new(store.clone())) as Arc<dyn WidgetServices>,
+            SMALL_AGGREGATE_SNAPSHOT_EVERY,
+        )),
+        domains: Arc::new(CommandBus::new(
+            store,
+            Arc::new(proofs) as Arc<dyn DomainProofs>,
+            SMALL_AGGREGATE_SNAPSHOT_EVERY,
+        )),
+        pool,
+        metrics: telemetry::metrics_handle(),
+        public_url: args.public_url(bound).into(),
+    })
+}
+
+/// A server bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `args.listen` (port 0 picks a free port) and builds the routes.
+    pub async fn build(pool: PgPool, args: &ServeArgs) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", args.listen))?;
+        let bound = listener.local_addr()?;
+        let router = routes::router(state(pool, args, bound)?, args.max_body_bytes);
+        Ok(Self { listener, router })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,277 @@
+//! The event store on PostgreSQL.
+//!
+//! Reading an aggregate goes through postgres-es's repository (its snapshot and events
+//! queries over the same tables). Writing does not: postgres-es commits one INSERT per event
+//! in a transaction of its own, and cqrs-es 0.5's snapshot path stores the new events twice
+//! (DESIGN.md, the spike). Our commit writes the events in one statement, the snapshot taken
+//! from the aggregate exactly as the events left it, and the idempotency record, all in one
+//! short transaction, and answers the global positions the events reached.
+
+use cqrs_es::persist::PersistedEventRepository;
+use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::context::CommandContext;
+
+/// An aggregate as loaded for a command.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    /// The state.
+    pub aggregate: A,
+    /// The sequence of its last event; 0 for an aggregate with no events.
+    pub version: usize,
+    /// The version the stored snapshot was taken at, 0 if none.
+    pub snapshot_version: usize,
+}
+
+/// Where a commit landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The aggregate's version after the commit.
+    pub version: usize,
+    /// The global position of the last event written.
+    pub position: i64,
+}
+
+/// The first answer to an idempotent request, stored with the events it produced.
+pub struct IdempotencyRecord<'a> {
+    /// The client's key.
+    pub key: &'a str,
+    /// Hash of what was asked, to refuse the key's reuse for something else.
+    pub fingerprint: &'a str,
+    /// Builds the answer once the commit's version and position are known.
+    pub response: &'a (dyn Fn(Committed) -> Value + Sync),
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another command wrote this aggregate first; reload and decide again.
+    #[error("another command changed the aggregate first")]
+    Conflict,
+    /// Another request with the same idempotency key committed first.
+    #[error("another request with the same idempotency key committed first")]
+    IdempotencyRace,
+    /// A stored event or snapshot does not deserialize: a bug or a missing upcaster.
+    #[error("stored data does not deserialize: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// postgres-es could not reach or read the database.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The PostgreSQL event store.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+impl EventStore {
+    /// A store over the migrated database behind `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for callers that read other tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Loads an aggregate from its snapshot, if it has a readable one, and the events after it.
+    /// A snapshot that no longer deserializes (the aggregate's shape changed) is ignored, and
+    /// the aggregate is replayed from its first event.
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
+        let repo = PostgresEventRepository::new(self.pool.clone());
+        let snapshot = repo
+            .get_snapshot::<A>(aggregate_id)
+            .await
+            .map_err(persistence)?
+            .and_then(|s| {
+                let aggregate = serde_json::from_value::<A>(s.aggregate).ok()?;
+                Some((aggregate, s.current_sequence))
+            });
+        let (mut aggregate, snapshot_version) = snapshot.unwrap_or_default();
+        let events = repo
+            .get_last_events::<A>(aggregate_id, snapshot_version)
+            .await
+            .map_err(persistence)?;
+        let mut version = snapshot_version;
+        for event in events {
+            version = event.sequence;
+            let envelope =
+                EventEnvelope::<A>::try_from(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            aggregate.apply(envelope.payload);
+        }
+        Ok(Loaded {
+            aggregate,
+            version,
+            snapshot_version,
+        })
+    }
+
+    /// Replays an aggregate from its first event, ignoring snapshots: what auditors trust,
+    /// and what tests compare snapshots against.
+    pub async fn replay<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, StoreError> {
+        let repo = PostgresEventRepository::new(self.pool.clone());
+        let mut aggregate = A::default();
+        for event in repo.get_events::<A>(aggregate_id).await.map_err(persistence)? {
+            let envelope =
+                EventEnvelope::<A>::try_from(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            aggregate.apply(envelope.payload);
+        }
+        Ok(aggregate)
+    }
+
+    /// Commits `events`, produced from `loaded`, in one transaction, together with a new
+    /// snapshot when `snapshot_every` events have passed since the last one and with the
+    /// idempotency record if there is one. `loaded.aggregate` must already have the events
+    /// applied (cqrs-es's sink does that), so the snapshot is exactly the new state.
+    pub async fn commit<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        loaded: &Loaded<A>,
+        events: &[A::Event],
+        context: &CommandContext,
+        snapshot_every: usize,
+        idempotency: Option<&IdempotencyRecord<'_>>,
+    ) -> Result<Committed, StoreError> {
+        let metadata = context.metadata(chrono::Utc::now());
+        let first = loaded.version + 1;
+        let sequences: Vec<i64> = (first..first + events.len()).map(|s| s as i64).collect();
+        let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
+        let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
+        let payloads = events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let version = loaded.version + events.len();
+
+        let mut tx = self.pool.begin().await?;
+        let position: i64 = sqlx::query_scalar(
+            "insert into events
+                 (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                  payload, metadata, tenant_id)
+             select $1, $2, e.sequence, e.event_type, e.event_version, e.payload, $7, $8
+               from unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                    as e(sequence, event_type, event_version, payload)
+             returning position",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(context.tenant_id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(conflict_or)?
+        .into_iter()
+        .max()
+        .ok_or_else(|| StoreError::Corrupt("no event was written".into()))?;
+
+        if version - loaded.snapshot_version >= snapshot_every {
+            let state = serde_json::to_value(&loaded.aggregate)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "insert into snapshots
+                     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+                 values ($1, $2, $3, 1, $4)
+                 on conflict (aggregate_type, aggregate_id) do update
+                    set last_sequence = excluded.last_sequence,
+                        current_snapshot = snapshots.current_snapshot + 1,
+                        payload = excluded.payload
+                  where snapshots.last_sequence < excluded.last_sequence",
+            )
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(version as i64)
+            .bind(&state)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let committed = Committed { version, position };
+        if let Some(record) = idempotency {
+            sqlx::query(
+                "insert into idempotency_keys (tenant_id, key, request_fingerprint, response)
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(context.tenant_id.as_uuid())
+            .bind(record.key)
+            .bind(record.fingerprint)
+            .bind((record.response)(committed))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some("idempotency_keys_pkey") => StoreError::IdempotencyRace,
+                _ => StoreError::Database(e),
+            })?;
+        }
+        tx.commit().await.map_err(conflict_or)?;
+        Ok(committed)
+    }
+
+    /// The stored answer for an idempotency key: its request fingerprint and response.
+    pub async fn idempotent_response(
+        &self,
+        tenant: domain::ids::TenantId,
+        key: &str,
+    ) -> Result<Option<(String, Value)>, StoreError> {
+        Ok(sqlx::query_as(
+            "select request_fingerprint, response from idempotency_keys
+              where tenant_id = $1 and key = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The aggregate ids of one type that a tenant has, oldest first.
+    pub async fn aggregate_ids<A: Aggregate>(
+        &self,
+        tenant: domain::ids::TenantId,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select aggregate_id from events
+              where tenant_id = $1 and aggregate_type = $2 and sequence = 1
+              order by position",
+        )
+        .bind(tenant.as_uuid())
+        .bind(A::TYPE)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// The name of the unique constraint `error` violated, if it is a unique violation.
+fn unique_violation(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => db.constraint(),
+        _ => None,
+    }
+}
+
+fn conflict_or(error: sqlx::Error) -> StoreError {
+    match unique_violation(&error) {
+        Some("events_pkey") => StoreError::Conflict,
+        _ => StoreError::Database(error),
+    }
+}
+
+fn persistence(error: cqrs_es::persist::PersistenceError) -> StoreError {
+    use cqrs_es::persist::PersistenceError as P;
+    match error {
+        P::OptimisticLockError => StoreError::Conflict,
+        P::ConnectionError(e) | P::UnknownError(e) => StoreError::Unavailable(e.to_string()),
+        P::DeserializationError(e) => StoreError::Corrupt(e.to_string()),
+    }
+}

@@ -1,0 +1,289 @@
+//! Tenants, agents, API tokens and teams. Plain tables: account administration, not the
+//! history auditors replay.
+//!
+//! Tokens are 32 random bytes, shown once as `upz_` + hex and stored only as their SHA-256.
+
+use domain::ids::{AgentId, TeamId, TenantId};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// What an agent may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Role {
+    /// Manages agents, teams, widgets and domains, and does everything an agent does.
+    Admin,
+    /// Answers conversations.
+    Agent,
+}
+
+/// An agent as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Agent {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Sign-in address.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// When the agent was added.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A team as the API shows it, with its members.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Team {
+    /// Id.
+    pub id: Uuid,
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// Member agent ids.
+    pub member_ids: Vec<Uuid>,
+    /// When the team was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Principal {
+    /// The tenant: the only source of the tenant for everything the request does.
+    pub tenant_id: TenantId,
+    /// The agent acting.
+    pub agent_id: AgentId,
+    /// What the agent may do.
+    pub role: Role,
+}
+
+/// Why an account change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// 409: the e-mail address is taken in this tenant.
+    #[error("an agent with this e-mail address already exists")]
+    EmailTaken,
+    /// 409: the team name is taken in this tenant.
+    #[error("a team with this name already exists")]
+    TeamNameTaken,
+    /// 404: no such team in this tenant.
+    #[error("team not found")]
+    TeamNotFound,
+    /// 422: no such agent in this tenant.
+    #[error("agent not found")]
+    AgentNotFound,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A new token, to show once.
+fn new_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("upz_{}", hex::encode(bytes));
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn constraint_is(error: &sqlx::Error, name: &str) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.constraint() == Some(name))
+}
+
+/// What creating a tenant made.
+#[derive(Debug, Serialize)]
+pub struct NewTenant {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// Its first admin.
+    pub admin_id: Uuid,
+    /// The admin's API token; shown once, never stored.
+    pub admin_token: String,
+}
+
+/// Creates a tenant with its first admin and the admin's token.
+pub async fn create_tenant(
+    pool: &PgPool,
+    name: &str,
+    admin_email: &str,
+) -> Result<NewTenant, TenancyError> {
+    let tenant_id = TenantId::new();
+    let mut tx = pool.begin().await?;
+    sqlx::query("insert into tenants (id, name) values ($1, $2)")
+        .bind(tenant_id.as_uuid())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let (agent, token) =
+        insert_agent(&mut tx, tenant_id, "Administrator", admin_email, Role::Admin).await?;
+    tx.commit().await?;
+    Ok(NewTenant {
+        tenant_id: tenant_id.as_uuid(),
+        admin_id: agent.id,
+        admin_token: token,
+    })
+}
+
+/// Adds an agent with a fresh token, shown once.
+pub async fn create_agent(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    email: &str,
+    role: Role,
+) -> Result<(Agent, String), TenancyError> {
+    let mut tx = pool.begin().await?;
+    let created = insert_agent(&mut tx, tenant, name, email, role).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+async fn insert_agent(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    name: &str,
+    email: &str,
+    role: Role,
+) -> Result<(Agent, String), TenancyError> {
+    let agent: Agent = sqlx::query_as(
+        "insert into agents (id, tenant_id, name, email, role) values ($1, $2, $3, $4, $5)
+         returning id, name, email, role, created_at",
+    )
+    .bind(AgentId::new().as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(name)
+    .bind(email)
+    .bind(role)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match constraint_is(&e, "agents_tenant_email") {
+        true => TenancyError::EmailTaken,
+        false => TenancyError::Database(e),
+    })?;
+    let (token, hash) = new_token();
+    sqlx::query("insert into api_tokens (token_hash, agent_id, tenant_id) values ($1, $2, $3)")
+        .bind(hash)
+        .bind(agent.id)
+        .bind(tenant.as_uuid())
+        .execute(&mut **tx)
+        .await?;
+    Ok((agent, token))
+}
+
+/// The principal a bearer token stands for, if it is a token we issued.
+pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, Role)> = sqlx::query_as(
+        "select a.tenant_id, a.id, a.role from api_tokens t join agents a on a.id = t.agent_id
+          where t.token_hash = $1",
+    )
+    .bind(hash_token(token))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(tenant, agent, role)| Principal {
+        tenant_id: tenant.into(),
+        agent_id: agent.into(),
+        role,
+    }))
+}
+
+/// The tenant's agents, oldest first.
+pub async fn list_agents(pool: &PgPool, tenant: TenantId) -> Result<Vec<Agent>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, name, email, role, created_at from agents
+          where tenant_id = $1 order by created_at, id",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_all(pool)
+    .await
+}
+
+/// True when `agent` is an agent of `tenant`.
+pub async fn agent_exists(
+    pool: &PgPool,
+    tenant: TenantId,
+    agent: AgentId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from agents where tenant_id = $1 and id = $2)")
+        .bind(tenant.as_uuid())
+        .bind(agent.as_uuid())
+        .fetch_one(pool)
+        .await
+}
+
+/// True when `team` is a team of `tenant`.
+pub async fn team_exists(
+    pool: &PgPool,
+    tenant: TenantId,
+    team: TeamId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from teams where tenant_id = $1 and id = $2)")
+        .bind(tenant.as_uuid())
+        .bind(team.as_uuid())
+        .fetch_one(pool)
+        .await
+}
+
+/// Creates a team.
+pub async fn create_team(pool: &PgPool, tenant: TenantId, name: &str) -> Result<Team, TenancyError> {
+    sqlx::query_as(
+        "insert into teams (id, tenant_id, name) values ($1, $2, $3)
+         returning id, name, '{}'::uuid[] as member_ids, created_at",
+    )
+    .bind(TeamId::new().as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(name)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| match constraint_is(&e, "teams_tenant_name") {
+        true => TenancyError::TeamNameTaken,
+        false => TenancyError::Database(e),
+    })
+}
+
+/// Adds an agent of the tenant to a team of the tenant; adding a member twice is harmless.
+pub async fn add_team_member(
+    pool: &PgPool,
+    tenant: TenantId,
+    team: TeamId,
+    agent: AgentId,
+) -> Result<Team, TenancyError> {
+    if !team_exists(pool, tenant, team).await? {
+        return Err(TenancyError::TeamNotFound);
+    }
+    if !agent_exists(pool, tenant, agent).await? {
+        return Err(TenancyError::AgentNotFound);
+    }
+    sqlx::query("insert into team_members (team_id, agent_id) values ($1, $2) on conflict do nothing")
+        .bind(team.as_uuid())
+        .bind(agent.as_uuid())
+        .execute(pool)
+        .await?;
+    let teams = list_teams(pool, tenant).await?;
+    teams
+        .into_iter()
+        .find(|t| t.id == team.as_uuid())
+        .ok_or(TenancyError::TeamNotFound)
+}
+
+/// The tenant's teams with their members, oldest first.
+pub async fn list_teams(pool: &PgPool, tenant: TenantId) -> Result<Vec<Team>, sqlx::Error> {
+    sqlx::query_as(
+        "select t.id, t.name, t.created_at,
+                coalesce(array_agg(m.agent_id order by m.added_at) filter (where m.agent_id is not null),
+                         '{}') as member_ids
+           from teams t left join team_members m on m.team_id = t.id
+          where t.tenant_id = $1
+          group by t.id
+          order by t.created_at, t.id",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_all(pool)
+    .await
+}
