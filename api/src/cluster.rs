@@ -242,7 +242,13 @@ fn find_binaries() -> Option<PathBuf> {
         .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|dir| dir.join("pg_ctl").canonicalize().ok()?.parent().map(Path::to_owned));
+        .filter_map(|dir| {
+            dir.join("pg_ctl")
+                .canonicalize()
+                .ok()?
+                .parent()
+                .map(Path::to_owned)
+        });
     from_pg_config
         .into_iter()
         .chain(debian.into_iter().rev().map(|(_, dir)| dir))

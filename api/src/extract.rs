@@ -39,16 +39,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
             )
             .at("Content-Type"));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(_) => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is larger than this endpoint accepts",
-                ),
-                other => ApiError::bad_request("unreadable_body", other.body_text()),
-            })?;
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(_) => ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than this endpoint accepts",
+                    ),
+                    other => ApiError::bad_request("unreadable_body", other.body_text()),
+                })?;
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let field = error.path().to_string();
@@ -59,11 +60,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
                     format!("the body is not valid JSON: {inner}"),
                 );
             }
-            let api =
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", inner.to_string());
-            match field.as_str() {
-                "." => api,
-                _ => api.at(field),
+            let message = inner.to_string();
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next());
+            let field = match (field.as_str(), missing) {
+                (".", Some(name)) => Some(name.to_owned()),
+                (".", None) => None,
+                (path, Some(name)) => Some(format!("{path}.{name}")),
+                (path, None) => Some(path.to_owned()),
+            };
+            let api = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message);
+            match field {
+                Some(field) => api.at(field),
+                None => api,
             }
         })?;
         Ok(Self(value))
@@ -152,6 +162,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 }
 
 /// Parses an id from the path; a malformed one is a 400 that names the parameter.
-pub fn path_id<T>(name: &str, raw: &str, parse: fn(&str) -> Result<T, InvalidId>) -> Result<T, ApiError> {
+pub fn path_id<T>(
+    name: &str,
+    raw: &str,
+    parse: fn(&str) -> Result<T, InvalidId>,
+) -> Result<T, ApiError> {
     parse(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()).at(name))
 }

@@ -24,7 +24,10 @@ use startup::{Application, Database};
 
 /// Runs what the command line asks for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+    {
         Command::Serve(args) => {
             telemetry::init_logs("info,sqlx=warn");
             let database = Database::open(&cli.database).await?;

@@ -30,7 +30,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .fallback(|| async {
-            ApiError::not_found("route_not_found", "there is no such endpoint; see /api/openapi.json")
+            ApiError::not_found(
+                "route_not_found",
+                "there is no such endpoint; see /api/openapi.json",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

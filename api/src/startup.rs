@@ -64,10 +64,15 @@ impl Database {
     /// Closes the connections and stops the private cluster if this process started it.
     pub async fn close(self) {
         self.pool.close().await;
-        if let Some(cluster) = self.cluster.filter(PrivateCluster::started_here) {
-            if let Err(error) = tokio::task::spawn_blocking(move || cluster.stop()).await {
-                tracing::warn!(%error, "could not stop the private PostgreSQL cluster");
-            }
+        let Some(cluster) = self.cluster.filter(PrivateCluster::started_here) else {
+            return;
+        };
+        let stopped = tokio::task::spawn_blocking(move || cluster.stop())
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|stopped| stopped.map_err(anyhow::Error::from));
+        if let Err(error) = stopped {
+            tracing::warn!(%error, "could not stop the private PostgreSQL cluster");
         }
     }
 }

@@ -134,7 +134,10 @@ impl NetworkProofs {
         hostname: &Hostname,
         token: &VerificationToken,
     ) -> Result<(), String> {
-        let url = format!("{scheme}://{hostname}:{port}{}", VerificationToken::HTTP_PATH);
+        let url = format!(
+            "{scheme}://{hostname}:{port}{}",
+            VerificationToken::HTTP_PATH
+        );
         let mut response = self
             .http
             .get(&url)

@@ -103,8 +103,8 @@ impl EventStore {
         let mut version = snapshot_version;
         for event in events {
             version = event.sequence;
-            let envelope =
-                EventEnvelope::<A>::try_from(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let envelope = EventEnvelope::<A>::try_from(event)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             aggregate.apply(envelope.payload);
         }
         Ok(Loaded {
@@ -119,9 +119,13 @@ impl EventStore {
     pub async fn replay<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, StoreError> {
         let repo = PostgresEventRepository::new(self.pool.clone());
         let mut aggregate = A::default();
-        for event in repo.get_events::<A>(aggregate_id).await.map_err(persistence)? {
-            let envelope =
-                EventEnvelope::<A>::try_from(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for event in repo
+            .get_events::<A>(aggregate_id)
+            .await
+            .map_err(persistence)?
+        {
+            let envelope = EventEnvelope::<A>::try_from(event)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             aggregate.apply(envelope.payload);
         }
         Ok(aggregate)

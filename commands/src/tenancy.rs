@@ -121,8 +121,14 @@ pub async fn create_tenant(
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    let (agent, token) =
-        insert_agent(&mut tx, tenant_id, "Administrator", admin_email, Role::Admin).await?;
+    let (agent, token) = insert_agent(
+        &mut tx,
+        tenant_id,
+        "Administrator",
+        admin_email,
+        Role::Admin,
+    )
+    .await?;
     tx.commit().await?;
     Ok(NewTenant {
         tenant_id: tenant_id.as_uuid(),
@@ -231,7 +237,11 @@ pub async fn team_exists(
 }
 
 /// Creates a team.
-pub async fn create_team(pool: &PgPool, tenant: TenantId, name: &str) -> Result<Team, TenancyError> {
+pub async fn create_team(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+) -> Result<Team, TenancyError> {
     sqlx::query_as(
         "insert into teams (id, tenant_id, name) values ($1, $2, $3)
          returning id, name, '{}'::uuid[] as member_ids, created_at",
@@ -260,11 +270,13 @@ pub async fn add_team_member(
     if !agent_exists(pool, tenant, agent).await? {
         return Err(TenancyError::AgentNotFound);
     }
-    sqlx::query("insert into team_members (team_id, agent_id) values ($1, $2) on conflict do nothing")
-        .bind(team.as_uuid())
-        .bind(agent.as_uuid())
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "insert into team_members (team_id, agent_id) values ($1, $2) on conflict do nothing",
+    )
+    .bind(team.as_uuid())
+    .bind(agent.as_uuid())
+    .execute(pool)
+    .await?;
     let teams = list_teams(pool, tenant).await?;
     teams
         .into_iter()

@@ -39,7 +39,10 @@ impl Rejection for InvalidValue {
 fn bounded(raw: &str, max: usize, what: &str) -> Result<String, InvalidValue> {
     let text = raw.trim();
     if text.is_empty() {
-        return Err(InvalidValue::new("blank", format!("{what} must not be empty")));
+        return Err(InvalidValue::new(
+            "blank",
+            format!("{what} must not be empty"),
+        ));
     }
     let len = text.chars().count();
     if len > max {
@@ -132,7 +135,12 @@ impl Email {
     /// Trims, lower-cases the domain part and checks the shape.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let text = bounded(raw, 254, "an e-mail address")?;
-        let invalid = || InvalidValue::new("invalid_email", format!("`{text}` is not an e-mail address"));
+        let invalid = || {
+            InvalidValue::new(
+                "invalid_email",
+                format!("`{text}` is not an e-mail address"),
+            )
+        };
         let (local, host) = text.split_once('@').ok_or_else(invalid)?;
         let well_formed = !local.is_empty()
             && host.contains('.')
@@ -170,7 +178,9 @@ impl Phone {
         if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
             return Err(InvalidValue::new(
                 "invalid_phone",
-                format!("`{text}` is not an international phone number (E.164, e.g. +4915112345678)"),
+                format!(
+                    "`{text}` is not an international phone number (E.164, e.g. +4915112345678)"
+                ),
             ));
         }
         Ok(Self(format!("+{digits}")))
@@ -237,16 +247,32 @@ mod tests {
 
     #[test]
     fn emails_need_a_dotted_domain() {
-        assert_eq!(Email::parse("Ann@Example.COM").unwrap().as_str(), "Ann@example.com");
-        for bad in ["ann", "ann@", "@example.com", "ann@example", "a b@example.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse("Ann@Example.COM").unwrap().as_str(),
+            "Ann@example.com"
+        );
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} was accepted");
         }
     }
 
     #[test]
     fn phones_are_normalised_to_e164() {
-        assert_eq!(Phone::parse("+49 151 1234-5678").unwrap().as_str(), "+4915112345678");
-        assert_eq!(Phone::parse("4915112345678").unwrap().as_str(), "+4915112345678");
+        assert_eq!(
+            Phone::parse("+49 151 1234-5678").unwrap().as_str(),
+            "+4915112345678"
+        );
+        assert_eq!(
+            Phone::parse("4915112345678").unwrap().as_str(),
+            "+4915112345678"
+        );
         assert!(Phone::parse("12345").is_err());
         assert!(Phone::parse("+49 151 abc").is_err());
     }

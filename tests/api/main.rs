@@ -1,1 +1,15 @@
-//! Black-box tests of the Upzento Chat server.
+//! Black-box tests of the Upzento Chat server: the real server, on a real PostgreSQL, driven
+//! over HTTP. Each test gets a database of its own and a server on a free port.
+
+mod helpers;
+mod stand_ins;
+
+mod agents_and_teams;
+mod bad_input;
+mod conversations;
+mod domains;
+mod event_store;
+mod operations;
+mod readme;
+mod tenant_isolation;
+mod widgets;

@@ -96,7 +96,13 @@ pub(crate) async fn create_agent(
         role,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(AgentWithToken { agent: agent.into(), token })))
+    Ok((
+        StatusCode::CREATED,
+        Json(AgentWithToken {
+            agent: agent.into(),
+            token,
+        }),
+    ))
 }
 
 /// The tenant's agents.

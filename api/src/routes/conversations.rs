@@ -161,7 +161,12 @@ fn optional<T, E: domain::rejection::Rejection>(
 }
 
 fn unprocessable_id(field: &str, error: domain::ids::InvalidId) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", error.to_string()).at(field)
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_id",
+        error.to_string(),
+    )
+    .at(field)
 }
 
 /// The hash that ties an idempotency key to one request: method, path and the body as parsed.
@@ -203,7 +208,10 @@ async fn run_idempotent<T: Serialize>(
             }
         }
         None => {
-            let o = state.conversations.execute(stream, command, &context).await?;
+            let o = state
+                .conversations
+                .execute(stream, command, &context)
+                .await?;
             (respond(committed(o.version, o.position)), false)
         }
     };
@@ -279,7 +287,8 @@ pub(crate) async fn post_message(
     AppJson(body): AppJson<NewMessage>,
 ) -> Result<Response, ApiError> {
     let conversation = path_id("id", &id, ConversationId::parse)?;
-    let content = MessageContent::parse(&body.content).map_err(|e| ApiError::invalid("content", &e))?;
+    let content =
+        MessageContent::parse(&body.content).map_err(|e| ApiError::invalid("content", &e))?;
     let message_id = match body.id.as_deref() {
         Some(raw) => MessageId::parse(raw).map_err(|e| unprocessable_id("id", e))?,
         None => MessageId::new(),
@@ -339,7 +348,11 @@ async fn execute(
 ) -> Result<Json<CommandAnswer>, ApiError> {
     let outcome = state
         .conversations
-        .execute(&stream_id(auth.principal.tenant_id, id), command, &auth.context())
+        .execute(
+            &stream_id(auth.principal.tenant_id, id),
+            command,
+            &auth.context(),
+        )
         .await?;
     Ok(Json(CommandAnswer {
         id: id.to_string(),
@@ -392,7 +405,13 @@ pub(crate) async fn mark_read(
 ) -> Result<Json<CommandAnswer>, ApiError> {
     let id = path_id("id", &id, ConversationId::parse)?;
     let agent_id = auth.principal.agent_id;
-    execute(&state, &auth, id, ConversationCommand::MarkRead { agent_id }).await
+    execute(
+        &state,
+        &auth,
+        id,
+        ConversationCommand::MarkRead { agent_id },
+    )
+    .await
 }
 
 /// Assigns the conversation to an agent and/or a team of the tenant; both `null` unassigns.
@@ -439,7 +458,13 @@ pub(crate) async fn assign(
         )
         .at("team_id"));
     }
-    execute(&state, &auth, id, ConversationCommand::Assign { agent_id, team_id }).await
+    execute(
+        &state,
+        &auth,
+        id,
+        ConversationCommand::Assign { agent_id, team_id },
+    )
+    .await
 }
 
 /// Changes the workflow status; `snoozed` needs `snoozed_until` in the future.
@@ -493,5 +518,11 @@ pub(crate) async fn remove_label(
 ) -> Result<Json<CommandAnswer>, ApiError> {
     let id = path_id("id", &id, ConversationId::parse)?;
     let label = Label::parse(&label).map_err(|e| ApiError::invalid("label", &e))?;
-    execute(&state, &auth, id, ConversationCommand::RemoveLabel { label }).await
+    execute(
+        &state,
+        &auth,
+        id,
+        ConversationCommand::RemoveLabel { label },
+    )
+    .await
 }

@@ -6,7 +6,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::context::stream_id;
 use domain::ids::{DomainId, TenantId};
-use domain::web_domain::{Domain, DomainCommand, DomainState, Hostname, ProofMethod, VerificationToken};
+use domain::web_domain::{
+    Domain, DomainCommand, DomainState, Hostname, ProofMethod, VerificationToken,
+};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -139,7 +141,8 @@ pub(crate) async fn register_domain(
     AppJson(body): AppJson<NewDomain>,
 ) -> Result<(StatusCode, Json<DomainView>), ApiError> {
     auth.require_admin()?;
-    let hostname = Hostname::parse(&body.hostname).map_err(|e| ApiError::invalid("hostname", &e))?;
+    let hostname =
+        Hostname::parse(&body.hostname).map_err(|e| ApiError::invalid("hostname", &e))?;
     let tenant = auth.principal.tenant_id;
     let registered = list(&state, tenant).await?;
     if registered.iter().any(|d| d.hostname == hostname.as_str()) {
@@ -165,8 +168,17 @@ pub(crate) async fn register_domain(
 
 async fn list(state: &AppState, tenant: TenantId) -> Result<Vec<DomainView>, ApiError> {
     let mut views = Vec::new();
-    for stream in state.domains.store().aggregate_ids::<Domain>(tenant).await? {
-        let Some(id) = stream.rsplit(':').next().and_then(|id| DomainId::parse(id).ok()) else {
+    for stream in state
+        .domains
+        .store()
+        .aggregate_ids::<Domain>(tenant)
+        .await?
+    {
+        let Some(id) = stream
+            .rsplit(':')
+            .next()
+            .and_then(|id| DomainId::parse(id).ok())
+        else {
             continue;
         };
         if let Ok(view) = load(state, tenant, id).await {

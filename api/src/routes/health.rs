@@ -41,7 +41,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
                 "PostgreSQL is unreachable",
             )
         })?;
-    Ok(Json(json!({"status": "ready", "checks": {"postgres": "ok"}})))
+    Ok(Json(
+        json!({"status": "ready", "checks": {"postgres": "ok"}}),
+    ))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -84,10 +84,15 @@ pub(crate) async fn add_member(
 ) -> Result<Json<TeamView>, ApiError> {
     auth.require_admin()?;
     let team = path_id("id", &id, TeamId::parse)?;
-    let agent = AgentId::parse(&body.agent_id)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", e.to_string()).at("agent_id"))?;
-    let team =
-        tenancy::add_team_member(&state.pool, auth.principal.tenant_id, team, agent).await?;
+    let agent = AgentId::parse(&body.agent_id).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_id",
+            e.to_string(),
+        )
+        .at("agent_id")
+    })?;
+    let team = tenancy::add_team_member(&state.pool, auth.principal.tenant_id, team, agent).await?;
     Ok(Json(team.into()))
 }
 

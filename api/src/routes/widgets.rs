@@ -153,8 +153,12 @@ fn domain_ids(raw: &[String]) -> Result<Vec<DomainId>, ApiError> {
         .enumerate()
         .map(|(i, id)| {
             DomainId::parse(id).map_err(|e| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", e.to_string())
-                    .at(format!("allowed_domains[{i}]"))
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_id",
+                    e.to_string(),
+                )
+                .at(format!("allowed_domains[{i}]"))
             })
         })
         .collect()
@@ -251,7 +255,11 @@ pub(crate) async fn update_widget(
             .offline_message
             .map(|t| optional_text("offline_message", t))
             .transpose()?,
-        allowed_domains: body.allowed_domains.as_deref().map(domain_ids).transpose()?,
+        allowed_domains: body
+            .allowed_domains
+            .as_deref()
+            .map(domain_ids)
+            .transpose()?,
     };
     let stream = stream_id(auth.principal.tenant_id, id);
     let context = auth.context();
@@ -303,8 +311,17 @@ pub(crate) async fn list_widgets(
 ) -> Result<Json<Vec<WidgetView>>, ApiError> {
     let tenant = auth.principal.tenant_id;
     let mut views = Vec::new();
-    for stream in state.widgets.store().aggregate_ids::<Widget>(tenant).await? {
-        let Some(id) = stream.rsplit(':').next().and_then(|id| WidgetId::parse(id).ok()) else {
+    for stream in state
+        .widgets
+        .store()
+        .aggregate_ids::<Widget>(tenant)
+        .await?
+    {
+        let Some(id) = stream
+            .rsplit(':')
+            .next()
+            .and_then(|id| WidgetId::parse(id).ok())
+        else {
             continue;
         };
         if let Ok(view) = load(&state, tenant, id).await {

@@ -281,7 +281,11 @@ impl Aggregate for Conversation {
                 add_message(message_id, Direction::Incoming, None);
             }
             E::MessagePosted { message_id, .. } => {
-                add_message(message_id, Direction::Outgoing, Some(DeliveryStatus::Pending));
+                add_message(
+                    message_id,
+                    Direction::Outgoing,
+                    Some(DeliveryStatus::Pending),
+                );
             }
             E::NoteAdded { message_id, .. } => add_message(message_id, Direction::Note, None),
             E::MessageStatusChanged {

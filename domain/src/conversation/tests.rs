@@ -420,10 +420,13 @@ fn command_from(choice: u8, id: u8, agent: u8, ids: &[MessageId], agents: &[Agen
 }
 
 fn replay(events: &[E]) -> Conversation {
-    events.iter().cloned().fold(Conversation::default(), |mut state, event| {
-        state.apply(event);
-        state
-    })
+    events
+        .iter()
+        .cloned()
+        .fold(Conversation::default(), |mut state, event| {
+            state.apply(event);
+            state
+        })
 }
 
 proptest! {

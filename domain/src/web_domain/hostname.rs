@@ -74,7 +74,8 @@ impl Hostname {
         if host.is_empty() {
             return Err(invalid("it is empty"));
         }
-        let ascii = idna::domain_to_ascii(host).map_err(|_| invalid("it is not a valid domain name"))?;
+        let ascii =
+            idna::domain_to_ascii(host).map_err(|_| invalid("it is not a valid domain name"))?;
         if ascii.parse::<IpAddr>().is_ok() {
             return Err(invalid("IP addresses cannot be verified, use a hostname"));
         }
@@ -134,7 +135,11 @@ mod tests {
             ("shop.example.com.", "shop.example.com"),
             ("bücher.de", "xn--bcher-kva.de"),
         ] {
-            assert_eq!(Hostname::parse(input).unwrap().as_str(), expected, "{input}");
+            assert_eq!(
+                Hostname::parse(input).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
         }
     }
 

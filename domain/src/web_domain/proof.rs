@@ -55,6 +55,9 @@ pub enum ProofMethod {
 #[async_trait]
 pub trait DomainProofs: Send + Sync {
     /// The first proof found, or why none was.
-    async fn check(&self, hostname: &Hostname, token: &VerificationToken)
-    -> Result<ProofMethod, String>;
+    async fn check(
+        &self,
+        hostname: &Hostname,
+        token: &VerificationToken,
+    ) -> Result<ProofMethod, String>;
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use cqrs_es::test::TestFramework;
 
 use super::*;
-use crate::widget::{DisplayType, Position, Theme, WidgetEvent as E, WidgetPatch};
 use crate::text::{BrandColor, Name, WidgetText};
+use crate::widget::{DisplayType, Position, Theme, WidgetEvent as E, WidgetPatch};
 
 /// A directory that knows one verified domain.
 struct Directory(DomainId);
