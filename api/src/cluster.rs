@@ -54,6 +54,7 @@ pub enum ClusterError {
 pub struct PrivateCluster {
     bin_dir: PathBuf,
     pgdata: PathBuf,
+    socket_dir: PathBuf,
     run_as: Option<(u32, u32)>,
     started_here: bool,
 }
@@ -69,15 +70,18 @@ impl PrivateCluster {
             .canonicalize()
             .map_err(|source| io(data_dir, source))?;
         let pgdata = data_dir.join("pg");
+        let socket_dir = socket_dir(&pgdata);
         let mut cluster = Self {
             bin_dir,
             pgdata,
+            socket_dir,
             run_as,
             started_here: false,
         };
         if !cluster.pgdata.join("PG_VERSION").exists() {
             cluster.init(durable)?;
         }
+        cluster.prepare_dir(&cluster.socket_dir)?;
         if !cluster.is_running() {
             cluster.tool(
                 "pg_ctl",
@@ -97,14 +101,19 @@ impl PrivateCluster {
         Ok(cluster)
     }
 
-    fn init(&self, durable: bool) -> Result<(), ClusterError> {
-        fs::create_dir_all(&self.pgdata).map_err(|source| io(&self.pgdata, source))?;
-        fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700))
-            .map_err(|source| io(&self.pgdata, source))?;
+    /// Creates `dir` for the cluster's user alone.
+    fn prepare_dir(&self, dir: &Path) -> Result<(), ClusterError> {
+        fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|source| io(dir, source))?;
         if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(&self.pgdata, Some(uid), Some(gid))
-                .map_err(|source| io(&self.pgdata, source))?;
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|source| io(dir, source))?;
         }
+        Ok(())
+    }
+
+    fn init(&self, durable: bool) -> Result<(), ClusterError> {
+        self.prepare_dir(&self.pgdata)?;
         self.tool(
             "initdb",
             &[
@@ -127,7 +136,7 @@ impl PrivateCluster {
              idle_in_transaction_session_timeout = '30s'\n\
              fsync = {}\n\
              synchronous_commit = {}\n",
-            self.pgdata.display(),
+            self.socket_dir.display(),
             if durable { "on" } else { "off" },
             if durable { "on" } else { "off" },
         );
@@ -147,9 +156,14 @@ impl PrivateCluster {
     /// Connection options for `database` over the cluster's socket.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
-            .socket(&self.pgdata)
+            .socket(&self.socket_dir)
             .username("postgres")
             .database(database)
+    }
+
+    /// The directory of the cluster's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
     }
 
     /// True when this process started the cluster (and so should stop it).
@@ -207,6 +221,19 @@ fn io(path: &Path, source: std::io::Error) -> ClusterError {
         path: path.to_owned(),
         source,
     }
+}
+
+/// Where the socket goes: in the data directory, unless that path is too long for a Unix
+/// socket address (about 107 bytes), as in deep checkouts; then in a directory under /tmp
+/// named after the data directory, so every start of one cluster finds the same place.
+fn socket_dir(pgdata: &Path) -> PathBuf {
+    const SOCKET_NAME_LEN: usize = "/.s.PGSQL.5432".len();
+    if pgdata.as_os_str().len() + SOCKET_NAME_LEN < 100 {
+        return pgdata.to_owned();
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(pgdata, &mut hasher);
+    std::env::temp_dir().join(format!("upzento-pg-{:016x}", std::hash::Hasher::finish(&hasher)))
 }
 
 fn path_str(path: &Path) -> &str {

@@ -16,20 +16,28 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor, PgPool};
 
+/// The private cluster of the tests, when there is no `DATABASE_URL`.
+fn cluster() -> Option<&'static PrivateCluster> {
+    static CLUSTER: OnceLock<Option<PrivateCluster>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            std::env::var("DATABASE_URL").is_err().then(|| {
+                PrivateCluster::start(&workspace_root().join("target/test-pg"), false)
+                    .expect("the private PostgreSQL cluster for tests starts")
+            })
+        })
+        .as_ref()
+}
+
 /// Connection options to the test database server's `postgres` database.
 fn server_options() -> PgConnectOptions {
-    static OPTIONS: OnceLock<PgConnectOptions> = OnceLock::new();
-    OPTIONS
-        .get_or_init(|| match std::env::var("DATABASE_URL") {
-            Ok(url) => url.parse().expect("DATABASE_URL is a PostgreSQL URL"),
-            Err(_) => {
-                let dir = workspace_root().join("target/test-pg");
-                let cluster = PrivateCluster::start(&dir, false)
-                    .expect("the private PostgreSQL cluster for tests starts");
-                cluster.connect_options("postgres")
-            }
-        })
-        .clone()
+    match cluster() {
+        Some(cluster) => cluster.connect_options("postgres"),
+        None => std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL is set")
+            .parse()
+            .expect("DATABASE_URL is a PostgreSQL URL"),
+    }
 }
 
 /// The repository's root directory.
@@ -63,8 +71,13 @@ pub async fn fresh_database() -> PgConnectOptions {
 /// A `postgres://` URL for a test database, for processes started by tests.
 pub fn database_url(options: &PgConnectOptions) -> String {
     let database = options.get_database().expect("a test database has a name");
-    match std::env::var("DATABASE_URL") {
-        Ok(url) => {
+    match cluster() {
+        Some(cluster) => format!(
+            "postgres://postgres@localhost/{database}?host={}",
+            cluster.socket_dir().display()
+        ),
+        None => {
+            let url = std::env::var("DATABASE_URL").expect("DATABASE_URL is set");
             let (base, query) = url
                 .split_once('?')
                 .map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
@@ -74,10 +87,6 @@ pub fn database_url(options: &PgConnectOptions) -> String {
                 None => format!("{server}/{database}"),
             }
         }
-        Err(_) => format!(
-            "postgres://postgres@localhost/{database}?host={}",
-            workspace_root().join("target/test-pg/pg").display()
-        ),
     }
 }
 
