@@ -107,7 +107,8 @@ impl PrivateCluster {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|source| io(dir, source))?;
         if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|source| io(dir, source))?;
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                .map_err(|source| io(dir, source))?;
         }
         Ok(())
     }
@@ -233,7 +234,10 @@ fn socket_dir(pgdata: &Path) -> PathBuf {
     }
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(pgdata, &mut hasher);
-    std::env::temp_dir().join(format!("upzento-pg-{:016x}", std::hash::Hasher::finish(&hasher)))
+    std::env::temp_dir().join(format!(
+        "upzento-pg-{:016x}",
+        std::hash::Hasher::finish(&hasher)
+    ))
 }
 
 fn path_str(path: &Path) -> &str {

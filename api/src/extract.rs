@@ -80,6 +80,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A query string, read strictly: every parameter known, each error naming its parameter.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = form_urlencoded::parse(query.as_bytes());
+        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        serde_path_to_error::deserialize(deserializer)
+            .map(Self)
+            .map_err(|error| {
+                let field = error.path().to_string();
+                let message = error.into_inner().to_string();
+                let field = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_owned)
+                    .unwrap_or(field);
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", message).at(field)
+            })
+    }
+}
+
 /// The authenticated caller. The tenant comes from the token alone (DESIGN.md, decision 4).
 #[derive(Debug, Clone)]
 pub struct Auth {

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, conversations, domains, health, teams, widgets};
+use crate::routes::{agents, conversations, domains, health, inbox, teams, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use crate::routes::{agents, conversations, domains, health, teams, widgets};
         conversations::start_conversation, conversations::post_message,
         conversations::update_message_status, conversations::mark_read, conversations::assign,
         conversations::change_status, conversations::add_label, conversations::remove_label,
+        inbox::list_conversations, inbox::get_conversation, inbox::list_messages, inbox::unread,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

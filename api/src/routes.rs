@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod conversations;
 pub(crate) mod domains;
 pub(crate) mod health;
+pub(crate) mod inbox;
 pub(crate) mod teams;
 pub(crate) mod widgets;
 
@@ -25,7 +26,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(teams::router())
         .merge(domains::router())
         .merge(widgets::router())
-        .merge(conversations::router());
+        .merge(conversations::router())
+        .merge(inbox::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())

@@ -12,6 +12,7 @@ use commands::proofs::{NetworkProofs, ProofSettings};
 use commands::store::EventStore;
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
+use projections::runtime::Projectors;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 use tokio::net::TcpListener;
@@ -148,6 +149,7 @@ pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Resul
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    pool: PgPool,
 }
 
 impl Application {
@@ -157,8 +159,12 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", args.listen))?;
         let bound = listener.local_addr()?;
-        let router = routes::router(state(pool, args, bound)?, args.max_body_bytes);
-        Ok(Self { listener, router })
+        let router = routes::router(state(pool.clone(), args, bound)?, args.max_body_bytes);
+        Ok(Self {
+            listener,
+            router,
+            pool,
+        })
     }
 
     /// The address actually bound.
@@ -168,14 +174,18 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Runs the projectors and serves until `shutdown` completes, then lets in-flight
+    /// requests finish and stops the projectors.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let projectors = Projectors::start(self.pool, projections::all());
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        projectors.stop().await;
+        served
     }
 }
 

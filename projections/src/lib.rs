@@ -1,1 +1,21 @@
+//! The read side of Upzento Chat.
+//!
+//! - [`reader`]: the one gap-free reader of the global event order (DESIGN.md, decision 2).
+//! - [`runtime`]: runs projectors durably: checkpoint in the same transaction as the rows,
+//!   one instance per projector across servers (advisory lock), lag made visible.
+//! - [`inbox`]: the inbox projector (conversation list, messages and delivery status, read
+//!   markers, maintained counters).
+//! - [`queries`]: what the query API reads from those tables.
 #![forbid(unsafe_code)]
+
+pub mod inbox;
+pub mod queries;
+pub mod reader;
+pub mod runtime;
+
+use std::sync::Arc;
+
+/// Every projector the service runs, in one place so the server, the CLI and the tests agree.
+pub fn all() -> Vec<Arc<dyn runtime::Projector>> {
+    vec![Arc::new(inbox::Inbox)]
+}

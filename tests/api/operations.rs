@@ -1,6 +1,6 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
-use crate::helpers::{answer, spawn_app};
+use crate::helpers::{answer, free_port, serve_args, spawn_app};
 
 #[tokio::test]
 async fn health_and_readiness_answer_ok() {

@@ -77,6 +77,12 @@ async fn an_admin_creates_configures_and_embeds_a_widget() {
         .expect(200);
     assert_eq!(disabled["enabled"], false);
     assert_eq!(app.get(&app.admin, &path).await.expect(200), disabled);
+    assert_eq!(
+        disabled["greeting_title"],
+        serde_json::Value::Null,
+        "a cleared text stays cleared"
+    );
+    assert_eq!(disabled["offline_message"], "Back soon");
 
     let snippet = app
         .get(&app.admin, &format!("{path}/embed-code"))

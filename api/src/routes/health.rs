@@ -25,13 +25,14 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can serve: PostgreSQL answers.
+/// The process can serve: PostgreSQL answers. The detail lists each projector's checkpoint
+/// and lag, so a stalled read model is visible here.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready"),
               (status = 503, description = "PostgreSQL is unreachable", body = crate::error::Problem)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    sqlx::query("select 1")
-        .execute(&state.pool)
+    let names: Vec<&str> = projections::all().iter().map(|p| p.name()).collect();
+    let projectors = projections::runtime::statuses(&state.pool, &names)
         .await
         .map_err(|error| {
             tracing::warn!(%error, "not ready");
@@ -42,7 +43,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
             )
         })?;
     Ok(Json(
-        json!({"status": "ready", "checks": {"postgres": "ok"}}),
+        json!({"status": "ready", "checks": {"postgres": "ok"}, "projectors": projectors}),
     ))
 }
 

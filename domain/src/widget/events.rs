@@ -82,17 +82,37 @@ pub struct WidgetPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand_color: Option<BrandColor>,
     /// New greeting title, or cleared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "cleared_or_set"
+    )]
     pub greeting_title: Option<Option<WidgetText>>,
     /// New greeting message, or cleared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "cleared_or_set"
+    )]
     pub greeting_message: Option<Option<WidgetText>>,
     /// New offline message, or cleared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "cleared_or_set"
+    )]
     pub offline_message: Option<Option<WidgetText>>,
     /// New list of allowed domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_domains: Option<Vec<DomainId>>,
+}
+
+/// Reads a present field as `Some`, so a stored `null` (cleared) is told from an absent
+/// field (unchanged) on replay.
+fn cleared_or_set<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<WidgetText>>, D::Error> {
+    Option::<WidgetText>::deserialize(deserializer).map(Some)
 }
 
 impl WidgetPatch {

@@ -5,7 +5,7 @@ use cqrs_es::test::TestFramework;
 
 use super::*;
 use crate::text::{BrandColor, Name, WidgetText};
-use crate::widget::{DisplayType, Position, Theme, WidgetEvent as E, WidgetPatch};
+use crate::widget::{DisplayType, Position, Theme, WidgetEvent, WidgetEvent as E, WidgetPatch};
 
 /// A directory that knows one verified domain.
 struct Directory(DomainId);
@@ -126,4 +126,18 @@ fn a_deleted_widget_is_gone() {
         .given_no_previous_events()
         .when(WidgetCommand::Delete)
         .then_expect_error(WidgetError::NotFound);
+}
+
+#[test]
+fn a_cleared_text_stays_cleared_when_the_event_is_read_back() {
+    let changes = WidgetPatch {
+        greeting_title: Some(None),
+        ..Default::default()
+    };
+    let stored = serde_json::to_value(WidgetEvent::WidgetSettingsUpdated {
+        changes: changes.clone(),
+    })
+    .unwrap();
+    let read: WidgetEvent = serde_json::from_value(stored).unwrap();
+    assert_eq!(read, WidgetEvent::WidgetSettingsUpdated { changes });
 }

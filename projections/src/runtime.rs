@@ -1,0 +1,264 @@
+//! The projector runtime.
+//!
+//! Each projector applies events in batches, in one transaction per batch that also moves
+//! its checkpoint, so a crash loses or doubles nothing. Across server instances each
+//! projector runs once: the instance that holds its PostgreSQL advisory lock (on a connection
+//! of its own) applies events; the others wait on the lock and take over when the holder's
+//! connection goes away. Every batch reads the checkpoint under `FOR UPDATE`, so even two
+//! instances that both believed they led could not apply one event twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinSet;
+
+use crate::reader::{Cursor, StoredEvent, lag, read_after};
+
+/// Events applied per transaction.
+const BATCH: i64 = 500;
+/// How often an idle projector looks again without a notification: events of a transaction
+/// that was blocked behind another one become readable when that other one ends, which
+/// sends no notification if it was not ours.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// A read model builder.
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stored with its checkpoint: never rename.
+    fn name(&self) -> &'static str;
+    /// The tables it owns, emptied on rebuild.
+    fn tables(&self) -> &'static [&'static str];
+    /// Applies one event inside the batch's transaction.
+    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()>;
+}
+
+/// A projector's checkpoint and lag, as `/readyz` and `upzento projections status` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectorStatus {
+    /// Projector name.
+    pub name: String,
+    /// Global position of the last event applied.
+    pub position: i64,
+    /// Events applied since the last rebuild.
+    pub events_applied: i64,
+    /// Events not yet applied.
+    pub lag_events: i64,
+    /// Age of the oldest event not yet applied, in seconds.
+    pub lag_seconds: f64,
+}
+
+fn lock_key(name: &str) -> i64 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+async fn ensure_checkpoint(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into projector_checkpoints (name) values ($1) on conflict do nothing")
+        .bind(name)
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
+/// Applies the next batch after the projector's checkpoint; answers how many events it applied.
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+) -> anyhow::Result<usize> {
+    let mut tx = conn.begin().await?;
+    let checkpoint: Cursor = sqlx::query_as(
+        "select transaction_id::text::bigint as transaction_id, position
+           from projector_checkpoints where name = $1 for update",
+    )
+    .bind(projector.name())
+    .fetch_one(&mut *tx)
+    .await?;
+    let events = read_after(&mut *tx, checkpoint, BATCH).await?;
+    let Some(last) = events.last().map(StoredEvent::cursor) else {
+        return Ok(0);
+    };
+    for event in &events {
+        projector.apply(&mut tx, event).await.map_err(|error| {
+            error.context(format!(
+                "projector {} failed on event {} ({})",
+                projector.name(),
+                event.position,
+                event.event_type
+            ))
+        })?;
+    }
+    sqlx::query(
+        "update projector_checkpoints
+            set transaction_id = $2::text::xid8, position = $3, events_applied = events_applied + $4
+          where name = $1",
+    )
+    .bind(projector.name())
+    .bind(last.transaction_id.to_string())
+    .bind(last.position)
+    .bind(events.len() as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Runs projectors in the background for as long as the set lives.
+pub struct Projectors {
+    tasks: JoinSet<()>,
+}
+
+impl Projectors {
+    /// Starts one task per projector; each waits for its lock, then follows the events.
+    pub fn start(pool: PgPool, projectors: Vec<Arc<dyn Projector>>) -> Self {
+        let mut tasks = JoinSet::new();
+        for projector in projectors {
+            tasks.spawn(supervise(pool.clone(), projector));
+        }
+        Self { tasks }
+    }
+
+    /// Stops every projector; an open batch rolls back and is applied again later.
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+async fn supervise(pool: PgPool, projector: Arc<dyn Projector>) {
+    loop {
+        if let Err(error) = lead(&pool, projector.as_ref()).await {
+            tracing::error!(
+                projector = projector.name(),
+                error.cause_chain = ?error,
+                error.message = %error,
+                "projector stopped; retrying"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits for the projector's lock, then applies events until an error.
+async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
+    ensure_checkpoint(pool, projector.name()).await?;
+    let mut conn = pool.acquire().await?.detach();
+    while !try_lead(&mut conn, projector).await? {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tracing::info!(projector = projector.name(), "projector leading");
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen("upzento_events").await?;
+    loop {
+        let applied = apply_batch(&mut conn, projector).await?;
+        report_lag(&mut conn, projector.name()).await?;
+        if applied == 0 {
+            // A timeout is the poll; a broken listener ends the lead and is set up anew.
+            if let Ok(Err(error)) = tokio::time::timeout(IDLE_POLL, listener.try_recv()).await {
+                return Err(error.into());
+            }
+        }
+    }
+}
+
+async fn report_lag(conn: &mut PgConnection, name: &'static str) -> Result<(), sqlx::Error> {
+    let status = status_of(conn, name).await?;
+    metrics::gauge!("upzento_projector_lag_events", "projector" => name)
+        .set(status.lag_events as f64);
+    metrics::gauge!("upzento_projector_lag_seconds", "projector" => name).set(status.lag_seconds);
+    metrics::gauge!("upzento_projector_position", "projector" => name).set(status.position as f64);
+    Ok(())
+}
+
+async fn status_of(conn: &mut PgConnection, name: &str) -> Result<ProjectorStatus, sqlx::Error> {
+    let (cursor, events_applied): (Cursor, i64) = sqlx::query_as::<_, (i64, i64, i64)>(
+        "select transaction_id::text::bigint, position, events_applied
+           from projector_checkpoints where name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|(transaction_id, position, applied)| {
+        (
+            Cursor {
+                transaction_id,
+                position,
+            },
+            applied,
+        )
+    })
+    .unwrap_or_default();
+    let (lag_events, lag_seconds) = lag(&mut *conn, cursor).await?;
+    Ok(ProjectorStatus {
+        name: name.to_owned(),
+        position: cursor.position,
+        events_applied,
+        lag_events,
+        lag_seconds,
+    })
+}
+
+/// The status of each named projector.
+pub async fn statuses(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectorStatus>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut statuses = Vec::with_capacity(names.len());
+    for name in names {
+        statuses.push(status_of(&mut conn, name).await?);
+    }
+    Ok(statuses)
+}
+
+/// True once the projector has applied the event at global `position` (read-your-writes).
+pub async fn has_reached(pool: &PgPool, name: &str, position: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (
+             select 1 from events e, projector_checkpoints c
+              where c.name = $1 and e.position = $2
+                and (e.transaction_id, e.position) <= (c.transaction_id, c.position))
+             or not exists (select 1 from events where position = $2)",
+    )
+    .bind(name)
+    .bind(position)
+    .fetch_one(pool)
+    .await
+}
+
+/// Empties the projector's tables and resets its checkpoint, in one transaction: the
+/// projector (here or in a running server) then rebuilds from the first event.
+pub async fn reset(pool: &PgPool, projector: &dyn Projector) -> Result<(), sqlx::Error> {
+    ensure_checkpoint(pool, projector.name()).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("select 1 from projector_checkpoints where name = $1 for update")
+        .bind(projector.name())
+        .execute(&mut *tx)
+        .await?;
+    for table in projector.tables() {
+        sqlx::query(&format!("truncate {table}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "update projector_checkpoints set transaction_id = '0'::xid8, position = 0, events_applied = 0
+          where name = $1",
+    )
+    .bind(projector.name())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Tries to take the projector's lock on `conn`; false when another instance leads.
+pub async fn try_lead(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(lock_key(projector.name()))
+        .fetch_one(conn)
+        .await
+}
