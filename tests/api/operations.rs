@@ -19,18 +19,25 @@ async fn health_and_readiness_answer_ok() {
 }
 
 #[tokio::test]
-async fn readiness_fails_when_postgres_is_gone() {
-    let app = spawn_app().await;
-    app.pool.close().await;
-    let got = answer(
-        app.client
-            .get(format!("{}/readyz", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+async fn readiness_fails_when_postgres_is_unreachable() {
+    let nowhere = format!("postgres://postgres@127.0.0.1:{}/nowhere", free_port());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy(&nowhere)
+        .unwrap();
+    let app = api::startup::Application::build(pool, &serve_args())
+        .await
+        .unwrap();
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let got = answer(reqwest::get(format!("{address}/readyz")).await.unwrap()).await;
     got.problem(503, "not_ready");
+    let got = answer(reqwest::get(format!("{address}/healthz")).await.unwrap()).await;
+    assert_eq!(
+        got.expect(200)["status"],
+        "ok",
+        "the process itself is alive"
+    );
 }
 
 #[tokio::test]
