@@ -39,6 +39,22 @@ pub enum Command {
     Tenant(TenantCommand),
     /// Apply database migrations and exit (the server also applies them on start).
     Migrate,
+    /// Inspect and rebuild the read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+/// Read-model administration.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each projector's checkpoint and lag.
+    Status,
+    /// Empty read models and rebuild them from the events, with progress. A running server
+    /// keeps serving; if it leads the projector, this waits for it to finish the rebuild.
+    Rebuild {
+        /// One projector; all when omitted.
+        name: Option<String>,
+    },
 }
 
 /// Tenant administration.

@@ -14,12 +14,13 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rebuild;
 pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 
-use config::{Cli, Command, ServeArgs, TenantCommand};
+use config::{Cli, Command, ProjectionsCommand, ServeArgs, TenantCommand};
 use startup::{Application, Database};
 
 /// Runs what the command line asks for.
@@ -45,6 +46,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database.close().await;
             println!("{}", serde_json::to_string(&created?)?);
             Ok(())
+        }
+        Command::Projections(command) => {
+            telemetry::init_logs("warn");
+            let database = Database::open(&cli.database).await?;
+            let done = match command {
+                ProjectionsCommand::Status => rebuild::print_status(&database.pool).await,
+                ProjectionsCommand::Rebuild { name } => {
+                    rebuild::rebuild(&database.pool, name.as_deref()).await
+                }
+            };
+            database.close().await;
+            done
         }
         Command::Migrate => {
             telemetry::init_logs("info");

@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use api::cluster::PrivateCluster;
 use api::config::ServeArgs;
@@ -343,4 +345,53 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a: SocketAddr| a.port())
         .expect("a free port")
+}
+
+/// The `upzento` binary built for this test run.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_upzento");
+
+/// Stops the server on drop, so a failing test leaves nothing running.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    pub fn start(args: &[&str], database_url: Option<&str>) -> Self {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        Self(command.spawn().expect("the binary starts"))
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.0.wait().unwrap()
+    }
+}
+
+pub async fn wait_for_health(address: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        let response = client.get(format!("{address}/healthz")).send().await;
+        if response.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the server did not become healthy at {address}");
 }

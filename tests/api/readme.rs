@@ -2,58 +2,9 @@
 //! walk-through works as written.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use crate::helpers::{free_port, fresh_database, workspace_root};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_upzento");
-
-/// Stops the server on drop, so a failing test leaves nothing running.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    fn start(args: &[&str], database_url: Option<&str>) -> Self {
-        let mut command = Command::new(BINARY);
-        command
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(url) = database_url {
-            command.env("DATABASE_URL", url);
-        }
-        Self(command.spawn().expect("the binary starts"))
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        self.0.wait().unwrap()
-    }
-}
-
-async fn wait_for_health(address: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        let response = client.get(format!("{address}/healthz")).send().await;
-        if response.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the server did not become healthy at {address}");
-}
+use crate::helpers::{BINARY, Server, free_port, fresh_database, wait_for_health, workspace_root};
 
 #[tokio::test]
 async fn the_run_command_serves_with_nothing_configured_and_stops_its_cluster() {

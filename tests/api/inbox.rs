@@ -1,0 +1,422 @@
+//! The query API over the inbox read model: filters, counts, unread, paging, search, the
+//! timeline with delivery status, and read-your-writes.
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{Caller, TestApp, spawn_app};
+
+/// GET that waits for `position` (read-your-writes).
+async fn read(app: &TestApp, caller: &Caller, path: &str, position: &Value) -> Value {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    app.get(caller, &format!("{path}{separator}min_position={position}"))
+        .await
+        .expect(200)
+}
+
+async fn start(app: &TestApp, caller: &Caller, name: &str, email: &str) -> (String, Value) {
+    let started = app
+        .post(
+            caller,
+            "/conversations",
+            json!({"source": "api", "contact": {"name": name, "email": email}}),
+        )
+        .await
+        .expect(201);
+    (
+        started["id"].as_str().unwrap().to_owned(),
+        started["position"].clone(),
+    )
+}
+
+async fn say(app: &TestApp, caller: &Caller, id: &str, kind: &str, content: &str) -> Value {
+    app.post(
+        caller,
+        &format!("/conversations/{id}/messages"),
+        json!({"content": content, "message_type": kind}),
+    )
+    .await
+    .expect(201)
+}
+
+#[tokio::test]
+async fn the_inbox_lists_filters_and_counts_conversations() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let ann = app.new_agent(admin, "ann@acme.com", "agent").await;
+    let (bob, _) = start(&app, admin, "Bob Stone", "bob@example.com").await;
+    let (cia, _) = start(&app, admin, "Cia Park", "cia@example.com").await;
+    let (dan, _) = start(&app, admin, "Dan Ray", "dan@example.com").await;
+    say(&app, admin, &bob, "incoming", "My parcel never arrived").await;
+    say(&app, admin, &cia, "incoming", "Invoice question").await;
+    app.post(
+        admin,
+        &format!("/conversations/{cia}/assignment"),
+        json!({"agent_id": ann.agent_id}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        admin,
+        &format!("/conversations/{dan}/labels"),
+        json!({"label": "vip"}),
+    )
+    .await
+    .expect(200);
+    let last = app
+        .post(
+            admin,
+            &format!("/conversations/{dan}/status"),
+            json!({"status": "resolved"}),
+        )
+        .await
+        .expect(200);
+
+    let open = read(&app, &ann, "/conversations", &last["position"]).await;
+    let ids: Vec<&str> = open["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [cia.as_str(), bob.as_str()],
+        "open conversations, newest activity first"
+    );
+    assert_eq!(
+        open["meta"]["counts"],
+        json!({"mine": 1, "unassigned": 1, "all": 2})
+    );
+    assert_eq!(open["meta"]["next_cursor"], Value::Null);
+    let first = &open["data"][0];
+    assert_eq!(first["contact_name"], "Cia Park");
+    assert_eq!(first["last_message_preview"], "Invoice question");
+    assert_eq!(first["assignee_id"], ann.agent_id);
+    assert_eq!(first["unread_count"], 1);
+    assert_eq!(first["message_count"], 1);
+    assert!(first["waiting_since"].is_string());
+
+    let mine = app
+        .get(&ann, "/conversations?assignee=me")
+        .await
+        .expect(200);
+    assert_eq!(mine["data"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["data"][0]["id"], cia);
+    let unassigned = app
+        .get(&ann, "/conversations?assignee=unassigned")
+        .await
+        .expect(200);
+    assert_eq!(unassigned["data"][0]["id"], bob);
+    let resolved = app
+        .get(&ann, "/conversations?status=resolved&label=vip")
+        .await
+        .expect(200);
+    assert_eq!(resolved["data"][0]["id"], dan);
+    assert_eq!(
+        resolved["meta"]["counts"],
+        json!({"mine": 0, "unassigned": 1, "all": 1})
+    );
+    let everything = app
+        .get(&ann, "/conversations?status=all&source=api")
+        .await
+        .expect(200);
+    assert_eq!(everything["data"].as_array().unwrap().len(), 3);
+    assert_eq!(everything["meta"]["counts"]["all"], 3);
+    let none = app
+        .get(&ann, "/conversations?source=whatsapp")
+        .await
+        .expect(200);
+    assert_eq!(none["data"], json!([]));
+
+    let found = app
+        .get(&ann, "/conversations?status=all&q=parcel")
+        .await
+        .expect(200);
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
+    assert_eq!(found["data"][0]["id"], bob);
+    let by_email = app
+        .get(&ann, "/conversations?status=all&q=cia@example.com")
+        .await
+        .expect(200);
+    assert_eq!(by_email["data"][0]["id"], cia);
+}
+
+#[tokio::test]
+async fn unread_counts_follow_messages_read_markers_and_assignment() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let ann = app.new_agent(admin, "ann@acme.com", "agent").await;
+    let (bob, _) = start(&app, admin, "Bob", "bob@example.com").await;
+    say(&app, admin, &bob, "incoming", "one").await;
+    let last = say(&app, admin, &bob, "incoming", "two").await;
+    assert_eq!(
+        read(&app, &ann, "/unread", &last["position"]).await,
+        json!({"mine": 0, "unassigned": 2, "all": 2})
+    );
+
+    let marked = app
+        .post(&ann, &format!("/conversations/{bob}/read"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        read(&app, &ann, "/unread", &marked["position"]).await,
+        json!({"mine": 0, "unassigned": 0, "all": 0})
+    );
+    assert_eq!(
+        app.get(admin, "/unread").await.expect(200)["all"],
+        2,
+        "read markers are per agent"
+    );
+
+    say(&app, admin, &bob, "incoming", "three").await;
+    let assigned = app
+        .post(
+            admin,
+            &format!("/conversations/{bob}/assignment"),
+            json!({"agent_id": ann.agent_id}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        read(&app, &ann, "/unread", &assigned["position"]).await,
+        json!({"mine": 1, "unassigned": 0, "all": 1})
+    );
+    let one = read(
+        &app,
+        &ann,
+        &format!("/conversations/{bob}"),
+        &assigned["position"],
+    )
+    .await;
+    assert_eq!(one["unread_count"], 1);
+
+    let resolved = app
+        .post(
+            admin,
+            &format!("/conversations/{bob}/status"),
+            json!({"status": "resolved"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        read(&app, &ann, "/unread", &resolved["position"]).await,
+        json!({"mine": 0, "unassigned": 0, "all": 0})
+    );
+}
+
+#[tokio::test]
+async fn the_timeline_shows_every_message_with_its_delivery_status() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let (bob, _) = start(&app, admin, "Bob", "bob@example.com").await;
+    say(&app, admin, &bob, "incoming", "<b>hello</b>").await;
+    let reply = say(&app, admin, &bob, "outgoing", "hi!").await;
+    let reply_id = reply["message_id"].as_str().unwrap();
+    app.post(
+        admin,
+        &format!("/conversations/{bob}/messages"),
+        json!({"content": "note", "message_type": "outgoing", "private": true}),
+    )
+    .await
+    .expect(201);
+    let at = Utc::now() - Duration::seconds(5);
+    app.post(
+        admin,
+        &format!("/conversations/{bob}/messages/{reply_id}/status"),
+        json!({"status": "delivered", "at": at}),
+    )
+    .await
+    .expect(200);
+    let last = app
+        .post(
+            admin,
+            &format!("/conversations/{bob}/messages/{reply_id}/status"),
+            json!({"status": "read"}),
+        )
+        .await
+        .expect(200);
+
+    let timeline = read(
+        &app,
+        admin,
+        &format!("/conversations/{bob}/messages"),
+        &last["position"],
+    )
+    .await;
+    let messages = timeline["data"].as_array().unwrap();
+    let directions: Vec<&str> = messages
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(directions, ["incoming", "outgoing", "note"]);
+    assert_eq!(
+        messages[0]["content"], "<b>hello</b>",
+        "content is stored as text, untouched"
+    );
+    assert_eq!(messages[1]["status"], "read");
+    let delivered_at =
+        chrono::DateTime::parse_from_rfc3339(messages[1]["delivered_at"].as_str().unwrap())
+            .unwrap();
+    assert!(
+        (delivered_at.with_timezone(&Utc) - at)
+            .num_microseconds()
+            .unwrap()
+            .abs()
+            <= 1,
+        "the channel's time is kept"
+    );
+    assert!(messages[1]["read_at"].is_string());
+    assert_eq!(messages[1]["author"], format!("agent:{}", admin.agent_id));
+    let conversation = app
+        .get(admin, &format!("/conversations/{bob}"))
+        .await
+        .expect(200);
+    assert_eq!(conversation["last_outgoing_status"], "read");
+    assert_eq!(
+        conversation["waiting_since"],
+        Value::Null,
+        "an answer ends the wait"
+    );
+    assert_eq!(
+        conversation["last_message_preview"], "hi!",
+        "notes are not previewed"
+    );
+
+    let first_id = messages[0]["id"].as_str().unwrap();
+    let after = app
+        .get(
+            admin,
+            &format!("/conversations/{bob}/messages?after={first_id}&limit=1"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(after["data"][0]["id"], reply_id);
+    let before = app
+        .get(
+            admin,
+            &format!("/conversations/{bob}/messages?before={reply_id}"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(before["data"].as_array().unwrap().len(), 1);
+    assert_eq!(before["data"][0]["id"], first_id);
+}
+
+#[tokio::test]
+async fn pages_follow_the_cursor_without_repeats_while_new_conversations_arrive() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let mut created = Vec::new();
+    for n in 0..7 {
+        created.push(
+            start(
+                &app,
+                admin,
+                &format!("Contact {n}"),
+                &format!("c{n}@example.com"),
+            )
+            .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut path = format!(
+        "/conversations?limit=3&min_position={}",
+        created.last().unwrap().1
+    );
+    loop {
+        let page = app.get(admin, &path).await.expect(200);
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        if seen.len() == 3 {
+            start(&app, admin, "Newcomer", "new@example.com").await;
+        }
+        match page["meta"]["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/conversations?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = created.into_iter().map(|(id, _)| id).collect();
+    expected.reverse();
+    assert_eq!(
+        seen, expected,
+        "every conversation once, newest first; the newcomer belongs to page one"
+    );
+}
+
+#[tokio::test]
+async fn the_waiting_view_lists_the_longest_waiting_first() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let (first, _) = start(&app, admin, "First", "first@example.com").await;
+    let (second, _) = start(&app, admin, "Second", "second@example.com").await;
+    let (answered, _) = start(&app, admin, "Answered", "answered@example.com").await;
+    for (id, minutes) in [(&second, 5), (&first, 30), (&answered, 60)] {
+        let sent_at = Utc::now() - Duration::minutes(minutes);
+        app.post(
+            admin,
+            &format!("/conversations/{id}/messages"),
+            json!({"content": "hello?", "message_type": "incoming", "sent_at": sent_at}),
+        )
+        .await
+        .expect(201);
+    }
+    let last = say(&app, admin, &answered, "outgoing", "here!").await;
+    let waiting = read(
+        &app,
+        admin,
+        "/conversations?sort=waiting_since",
+        &last["position"],
+    )
+    .await;
+    let ids: Vec<&str> = waiting["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.as_str(), second.as_str()]);
+}
+
+#[tokio::test]
+async fn bad_queries_are_refused_and_other_tenants_see_nothing() {
+    let app = spawn_app().await;
+    let (bob, position) = start(&app, &app.admin, "Bob", "bob@example.com").await;
+    for (query, field) in [
+        ("status=closed", "status"),
+        ("assignee=someone", "assignee"),
+        ("source=fax", "source"),
+        ("sort=name", "sort"),
+        ("limit=0", "limit"),
+        ("limit=many", "limit"),
+        ("cursor=nope", "cursor"),
+        ("colour=red", "colour"),
+    ] {
+        let got = app
+            .get(&app.admin, &format!("/conversations?{query}"))
+            .await;
+        assert_eq!(
+            got.problem(422, "invalid_query").as_deref(),
+            Some(field),
+            "{query}"
+        );
+    }
+    let intruder = app.new_tenant("Globex").await;
+    let list = read(&app, &intruder, "/conversations?status=all", &position).await;
+    assert_eq!(list["data"], json!([]));
+    assert_eq!(
+        list["meta"]["counts"],
+        json!({"mine": 0, "unassigned": 0, "all": 0})
+    );
+    app.get(&intruder, &format!("/conversations/{bob}"))
+        .await
+        .problem(404, "conversation_not_found");
+    app.get(&intruder, &format!("/conversations/{bob}/messages"))
+        .await
+        .problem(404, "conversation_not_found");
+}
