@@ -239,12 +239,13 @@ impl EventStore {
         .await?)
     }
 
-    /// The aggregate ids of one type that a tenant has, oldest first.
-    pub async fn aggregate_ids<A: Aggregate>(
+    /// The ids of a tenant's resources of one aggregate type, oldest first (the part of
+    /// each stream id after the tenant).
+    pub async fn resource_ids<A: Aggregate, Id: std::str::FromStr>(
         &self,
         tenant: domain::ids::TenantId,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+    ) -> Result<Vec<Id>, StoreError> {
+        let streams: Vec<String> = sqlx::query_scalar(
             "select aggregate_id from events
               where tenant_id = $1 and aggregate_type = $2 and sequence = 1
               order by position",
@@ -252,7 +253,11 @@ impl EventStore {
         .bind(tenant.as_uuid())
         .bind(A::TYPE)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(streams
+            .iter()
+            .filter_map(|stream| stream.rsplit(':').next()?.parse().ok())
+            .collect())
     }
 }
 

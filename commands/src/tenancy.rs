@@ -210,17 +210,29 @@ pub async fn list_agents(pool: &PgPool, tenant: TenantId) -> Result<Vec<Agent>, 
     .await
 }
 
+/// True when `id` is a row of `table` (`agents` or `teams`) in `tenant`.
+async fn exists_in(
+    pool: &PgPool,
+    table: &str,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "select exists (select 1 from {table} where tenant_id = $1 and id = $2)"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
 /// True when `agent` is an agent of `tenant`.
 pub async fn agent_exists(
     pool: &PgPool,
     tenant: TenantId,
     agent: AgentId,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists (select 1 from agents where tenant_id = $1 and id = $2)")
-        .bind(tenant.as_uuid())
-        .bind(agent.as_uuid())
-        .fetch_one(pool)
-        .await
+    exists_in(pool, "agents", tenant, agent.as_uuid()).await
 }
 
 /// True when `team` is a team of `tenant`.
@@ -229,11 +241,7 @@ pub async fn team_exists(
     tenant: TenantId,
     team: TeamId,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists (select 1 from teams where tenant_id = $1 and id = $2)")
-        .bind(tenant.as_uuid())
-        .bind(team.as_uuid())
-        .fetch_one(pool)
-        .await
+    exists_in(pool, "teams", tenant, team.as_uuid()).await
 }
 
 /// Creates a team.

@@ -2,9 +2,17 @@
 //! with delivery status, read markers and the maintained counters behind unread counts and
 //! the mine / unassigned / all view sizes.
 //!
-//! Counters are kept per (status, assignee) bucket. When a conversation changes status or
-//! assignee, its conversation count, its incoming messages and every agent's read messages
-//! move from the old bucket to the new one, so each total stays exact without counting.
+//! A batch is applied in memory: the rows it touches are read once, every event of the batch
+//! changes them in order, and the results go back in a handful of set-based statements. The
+//! round trips per batch stay constant instead of growing with its events, which is what
+//! makes catch-up and rebuild fast.
+//!
+//! Counters are kept per (status, assignee) bucket: the nil UUID stands for unassigned. A
+//! conversation touched by a batch takes its old contribution (one conversation, its incoming
+//! messages, each agent's read messages) out of its old bucket and puts the new one into its
+//! new bucket, so each total stays exact without ever counting rows.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,8 +26,8 @@ use crate::runtime::Projector;
 /// The projector's stored name.
 pub const NAME: &str = "inbox";
 
-/// How much of the last message the list shows.
-const PREVIEW_CHARS: i32 = 140;
+/// How much of the last message the list shows, in characters.
+const PREVIEW_CHARS: usize = 140;
 
 /// The inbox projector.
 pub struct Inbox;
@@ -32,185 +40,712 @@ fn text<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-/// A conversation's counter bucket.
-#[derive(Clone, PartialEq)]
-struct Bucket {
+type ConversationKey = (Uuid, Uuid);
+type MessageKey = (Uuid, Uuid, Uuid);
+type ReadKey = (Uuid, Uuid, Uuid);
+/// A counter bucket: tenant, status, assignee (nil when unassigned).
+type Bucket = (Uuid, String, Uuid);
+/// Per bucket, the change in conversations and in incoming messages.
+type TotalDeltas = HashMap<Bucket, (i64, i64)>;
+/// Per agent and bucket, the change in messages the agent has read.
+type ReadDeltas = HashMap<(Uuid, Bucket), i64>;
+
+/// A row of `inbox_conversations`, without its search document.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Conversation {
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    source: String,
+    contact_name: Option<String>,
+    contact_email: Option<String>,
+    contact_phone: Option<String>,
+    widget_id: Option<Uuid>,
     status: String,
-    assignee_key: Uuid,
+    snoozed_until: Option<DateTime<Utc>>,
+    assignee_id: Option<Uuid>,
+    team_id: Option<Uuid>,
+    labels: Vec<String>,
+    last_message_preview: Option<String>,
+    last_message_at: Option<DateTime<Utc>>,
+    last_activity_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    message_count: i32,
+    incoming_count: i32,
+    waiting_since: Option<DateTime<Utc>>,
+    last_outgoing_status: Option<String>,
+    last_outgoing_message_id: Option<Uuid>,
 }
 
-struct Event<'a> {
-    tenant: Uuid,
-    conversation: Uuid,
-    at: DateTime<Utc>,
-    sequence: i64,
-    tx: &'a mut PgConnection,
-}
-
-impl Event<'_> {
-    async fn bucket(&mut self) -> anyhow::Result<Option<(Bucket, i32)>> {
-        let row: Option<(String, Option<Uuid>, i32)> = sqlx::query_as(
-            "select status, assignee_id, incoming_count from inbox_conversations
-              where tenant_id = $1 and conversation_id = $2",
+impl Conversation {
+    fn bucket(&self) -> Bucket {
+        (
+            self.tenant_id,
+            self.status.clone(),
+            self.assignee_id.unwrap_or_default(),
         )
-        .bind(self.tenant)
-        .bind(self.conversation)
-        .fetch_optional(&mut *self.tx)
+    }
+}
+
+/// A conversation as the batch found it and as the batch leaves it.
+struct Touched {
+    row: Conversation,
+    /// Its bucket and incoming count before the batch; `None` if the batch started it.
+    before: Option<(Bucket, i32)>,
+    /// Text the batch adds to its search document.
+    search: String,
+}
+
+/// A row of `inbox_reads`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Read {
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    agent_id: Uuid,
+    read_incoming: i32,
+    last_read_message_id: Uuid,
+}
+
+/// A read marker as the batch found it (`before`) and leaves it.
+struct TouchedRead {
+    row: Read,
+    before: Option<i32>,
+}
+
+/// A message the batch wrote, or a status change to one written before.
+#[derive(Debug, Default)]
+struct Message {
+    /// Set for messages the batch wrote.
+    new: Option<NewMessage>,
+    status: Option<String>,
+    sent_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+struct NewMessage {
+    seq: i64,
+    direction: String,
+    content: String,
+    author: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Everything a batch changes, in memory.
+#[derive(Default)]
+struct Batch {
+    conversations: HashMap<ConversationKey, Touched>,
+    order: Vec<ConversationKey>,
+    messages: HashMap<MessageKey, Message>,
+    message_order: Vec<MessageKey>,
+    reads: HashMap<ReadKey, TouchedRead>,
+}
+
+impl Batch {
+    /// Reads the rows the events will touch.
+    async fn load(tx: &mut PgConnection, keys: &[ConversationKey]) -> anyhow::Result<Self> {
+        let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+        let rows: Vec<Conversation> = sqlx::query_as(
+            "select c.tenant_id, c.conversation_id, source, contact_name, contact_email,
+                    contact_phone, widget_id, status, snoozed_until, assignee_id, team_id, labels,
+                    last_message_preview, last_message_at, last_activity_at, created_at,
+                    message_count, incoming_count, waiting_since, last_outgoing_status,
+                    last_outgoing_message_id
+               from inbox_conversations c
+               join unnest($1::uuid[], $2::uuid[]) k(tenant_id, conversation_id)
+                 on c.tenant_id = k.tenant_id and c.conversation_id = k.conversation_id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(row.map(|(status, assignee, incoming)| {
-            let bucket = Bucket {
-                status,
-                assignee_key: assignee.unwrap_or_default(),
-            };
-            (bucket, incoming)
-        }))
+        let reads: Vec<Read> = sqlx::query_as(
+            "select r.tenant_id, r.conversation_id, agent_id, read_incoming, last_read_message_id
+               from inbox_reads r
+               join unnest($1::uuid[], $2::uuid[]) k(tenant_id, conversation_id)
+                 on r.tenant_id = k.tenant_id and r.conversation_id = k.conversation_id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut batch = Self::default();
+        for row in rows {
+            let key = (row.tenant_id, row.conversation_id);
+            let before = Some((row.bucket(), row.incoming_count));
+            batch.order.push(key);
+            batch.conversations.insert(
+                key,
+                Touched {
+                    row,
+                    before,
+                    search: String::new(),
+                },
+            );
+        }
+        for row in reads {
+            let key = (row.tenant_id, row.conversation_id, row.agent_id);
+            let before = Some(row.read_incoming);
+            batch.reads.insert(key, TouchedRead { row, before });
+        }
+        Ok(batch)
     }
 
-    async fn add_to_totals(
-        &mut self,
-        bucket: &Bucket,
-        conversations: i64,
-        incoming: i64,
-    ) -> anyhow::Result<()> {
+    /// The batch's entry for a message, remembering the order messages were first seen in.
+    fn message<'a>(
+        messages: &'a mut HashMap<MessageKey, Message>,
+        order: &mut Vec<MessageKey>,
+        key: MessageKey,
+    ) -> &'a mut Message {
+        if !messages.contains_key(&key) {
+            order.push(key);
+        }
+        messages.entry(key).or_default()
+    }
+
+    /// Applies one event to the rows in memory.
+    fn apply(&mut self, stored: &StoredEvent, event: ConversationEvent) -> anyhow::Result<()> {
+        use ConversationEvent as C;
+        let conversation = stored
+            .resource_id()
+            .ok_or_else(|| anyhow::anyhow!("malformed aggregate id {}", stored.aggregate_id))?;
+        let key = (stored.tenant_id, conversation);
+        let at = stored.recorded_at;
+        if let C::ConversationStarted {
+            source,
+            contact,
+            widget_id,
+        } = event
+        {
+            if self.conversations.contains_key(&key) {
+                return Ok(());
+            }
+            let fields = [
+                &contact.name.as_ref().map(|v| v.as_str().to_owned()),
+                &contact.email.as_ref().map(|v| v.as_str().to_owned()),
+                &contact.phone.as_ref().map(|v| v.as_str().to_owned()),
+            ];
+            let search = fields
+                .iter()
+                .filter_map(|f| f.as_deref())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let row = Conversation {
+                tenant_id: stored.tenant_id,
+                conversation_id: conversation,
+                source: text(&source),
+                contact_name: fields[0].clone(),
+                contact_email: fields[1].clone(),
+                contact_phone: fields[2].clone(),
+                widget_id: widget_id.map(|w| w.as_uuid()),
+                status: text(&ConversationStatus::Open),
+                snoozed_until: None,
+                assignee_id: None,
+                team_id: None,
+                labels: Vec::new(),
+                last_message_preview: None,
+                last_message_at: None,
+                last_activity_at: at,
+                created_at: at,
+                message_count: 0,
+                incoming_count: 0,
+                waiting_since: None,
+                last_outgoing_status: None,
+                last_outgoing_message_id: None,
+            };
+            self.order.push(key);
+            self.conversations.insert(
+                key,
+                Touched {
+                    row,
+                    before: None,
+                    search,
+                },
+            );
+            return Ok(());
+        }
+        let Some(touched) = self.conversations.get_mut(&key) else {
+            tracing::warn!(
+                position = stored.position,
+                "event for a conversation the inbox does not have"
+            );
+            return Ok(());
+        };
+        let row = &mut touched.row;
+        let mut written = None;
+        match event {
+            C::ConversationStarted { .. } => unreachable!("handled above"),
+            C::MessageReceived {
+                message_id,
+                content,
+                sent_at,
+            } => {
+                row.incoming_count += 1;
+                row.waiting_since = row.waiting_since.or(Some(sent_at));
+                written = Some((message_id, Direction::Incoming, content, None, sent_at));
+            }
+            C::MessagePosted {
+                message_id,
+                content,
+                author,
+            } => {
+                row.waiting_since = None;
+                row.last_outgoing_status = Some(text(&DeliveryStatus::Pending));
+                row.last_outgoing_message_id = Some(message_id.as_uuid());
+                written = Some((
+                    message_id,
+                    Direction::Outgoing,
+                    content,
+                    Some(author.to_string()),
+                    at,
+                ));
+            }
+            C::NoteAdded {
+                message_id,
+                content,
+                author,
+            } => {
+                written = Some((
+                    message_id,
+                    Direction::Note,
+                    content,
+                    Some(author.to_string()),
+                    at,
+                ));
+            }
+            C::MessageStatusChanged {
+                message_id,
+                status,
+                error,
+                at,
+            } => {
+                let status_text = text(&status);
+                if row.last_outgoing_message_id == Some(message_id.as_uuid()) {
+                    row.last_outgoing_status = Some(status_text.clone());
+                }
+                let message = Self::message(
+                    &mut self.messages,
+                    &mut self.message_order,
+                    (key.0, key.1, message_id.as_uuid()),
+                );
+                match status {
+                    DeliveryStatus::Pending => {}
+                    DeliveryStatus::Sent => message.sent_at = Some(at),
+                    DeliveryStatus::Delivered => message.delivered_at = Some(at),
+                    DeliveryStatus::Read => message.read_at = Some(at),
+                    DeliveryStatus::Failed => message.failed_at = Some(at),
+                }
+                message.status = Some(status_text);
+                if error.is_some() {
+                    message.error = error;
+                }
+            }
+            C::ReadMarkerMoved {
+                agent_id,
+                last_read_message_id,
+            } => {
+                let read = Read {
+                    tenant_id: key.0,
+                    conversation_id: key.1,
+                    agent_id: agent_id.as_uuid(),
+                    // The marker is always the newest message when it moves, so the agent
+                    // has read every incoming message so far.
+                    read_incoming: row.incoming_count,
+                    last_read_message_id: last_read_message_id.as_uuid(),
+                };
+                self.reads
+                    .entry((key.0, key.1, agent_id.as_uuid()))
+                    .and_modify(|r| r.row = read.clone())
+                    .or_insert(TouchedRead {
+                        row: read,
+                        before: None,
+                    });
+            }
+            C::ConversationAssigned { agent_id, team_id } => {
+                row.assignee_id = agent_id.map(|a| a.as_uuid());
+                row.team_id = team_id.map(|t| t.as_uuid());
+            }
+            C::ConversationUnassigned {} => {
+                row.assignee_id = None;
+                row.team_id = None;
+            }
+            C::ConversationStatusChanged {
+                status,
+                snoozed_until,
+                ..
+            } => {
+                row.status = text(&status);
+                row.snoozed_until = snoozed_until;
+            }
+            C::LabelAdded { label } => {
+                if !row.labels.iter().any(|l| l == label.as_str()) {
+                    row.labels.push(label.as_str().to_owned());
+                }
+            }
+            C::LabelRemoved { label } => row.labels.retain(|l| l != label.as_str()),
+        }
+        if let Some((message_id, direction, content, author, created_at)) = written {
+            row.message_count += 1;
+            row.last_activity_at = at;
+            if direction != Direction::Note {
+                row.last_message_preview =
+                    Some(content.as_str().chars().take(PREVIEW_CHARS).collect());
+                row.last_message_at = Some(at);
+            }
+            touched.search.push(' ');
+            touched.search.push_str(content.as_str());
+            let status = (direction == Direction::Outgoing).then(|| text(&DeliveryStatus::Pending));
+            let message = Self::message(
+                &mut self.messages,
+                &mut self.message_order,
+                (key.0, key.1, message_id.as_uuid()),
+            );
+            message.status = status;
+            message.new = Some(NewMessage {
+                seq: stored.sequence,
+                direction: text(&direction),
+                content: content.as_str().to_owned(),
+                author,
+                created_at,
+            });
+        }
+        Ok(())
+    }
+
+    /// The change each counter bucket gets: conversations and incoming messages, and per agent
+    /// read messages.
+    fn counter_deltas(&self) -> (TotalDeltas, ReadDeltas) {
+        let mut totals = TotalDeltas::new();
+        for touched in self.conversations.values() {
+            if let Some((bucket, incoming)) = &touched.before {
+                let entry = totals.entry(bucket.clone()).or_default();
+                entry.0 -= 1;
+                entry.1 -= i64::from(*incoming);
+            }
+            let entry = totals.entry(touched.row.bucket()).or_default();
+            entry.0 += 1;
+            entry.1 += i64::from(touched.row.incoming_count);
+        }
+        let mut reads = ReadDeltas::new();
+        for read in self.reads.values() {
+            let Some(conversation) = self
+                .conversations
+                .get(&(read.row.tenant_id, read.row.conversation_id))
+            else {
+                continue;
+            };
+            if let (Some(before), Some((bucket, _))) = (read.before, &conversation.before) {
+                *reads
+                    .entry((read.row.agent_id, bucket.clone()))
+                    .or_default() -= i64::from(before);
+            }
+            *reads
+                .entry((read.row.agent_id, conversation.row.bucket()))
+                .or_default() += i64::from(read.row.read_incoming);
+        }
+        totals.retain(|_, (c, i)| *c != 0 || *i != 0);
+        reads.retain(|_, n| *n != 0);
+        (totals, reads)
+    }
+
+    /// Writes everything back.
+    async fn save(self, tx: &mut PgConnection) -> anyhow::Result<()> {
+        self.save_conversations(tx).await?;
+        self.save_messages(tx).await?;
+        self.save_reads_and_counters(tx).await
+    }
+
+    async fn save_conversations(&self, tx: &mut PgConnection) -> anyhow::Result<()> {
+        let rows: Vec<&Touched> = self.order.iter().map(|k| &self.conversations[k]).collect();
+        let column = |f: fn(&Conversation) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(|t| f(&t.row)).collect()
+        };
+        let time = |f: fn(&Conversation) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+            rows.iter().map(|t| f(&t.row)).collect()
+        };
+        let id = |f: fn(&Conversation) -> Option<Uuid>| -> Vec<Option<Uuid>> {
+            rows.iter().map(|t| f(&t.row)).collect()
+        };
+        sqlx::query(
+            "insert into inbox_conversations
+                 (tenant_id, conversation_id, source, contact_name, contact_email, contact_phone,
+                  widget_id, status, snoozed_until, assignee_id, team_id, labels,
+                  last_message_preview, last_message_at, last_activity_at, created_at,
+                  message_count, incoming_count, waiting_since, last_outgoing_status,
+                  last_outgoing_message_id, search)
+             select u.tenant_id, u.conversation_id, u.source, u.contact_name, u.contact_email,
+                    u.contact_phone, u.widget_id, u.status, u.snoozed_until, u.assignee_id,
+                    u.team_id,
+                    array(select jsonb_array_elements_text(u.labels)),
+                    u.last_message_preview, u.last_message_at, u.last_activity_at, u.created_at,
+                    u.message_count, u.incoming_count, u.waiting_since, u.last_outgoing_status,
+                    u.last_outgoing_message_id, strip(to_tsvector('simple', u.search))
+               from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                           $7::uuid[], $8::text[], $9::timestamptz[], $10::uuid[], $11::uuid[],
+                           $12::jsonb[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+                           $16::timestamptz[], $17::int4[], $18::int4[], $19::timestamptz[],
+                           $20::text[], $21::uuid[], $22::text[])
+                    as u(tenant_id, conversation_id, source, contact_name, contact_email,
+                         contact_phone, widget_id, status, snoozed_until, assignee_id, team_id,
+                         labels, last_message_preview, last_message_at, last_activity_at,
+                         created_at, message_count, incoming_count, waiting_since,
+                         last_outgoing_status, last_outgoing_message_id, search)
+             on conflict (tenant_id, conversation_id) do update set
+                 status = excluded.status, snoozed_until = excluded.snoozed_until,
+                 assignee_id = excluded.assignee_id, team_id = excluded.team_id,
+                 labels = excluded.labels, last_message_preview = excluded.last_message_preview,
+                 last_message_at = excluded.last_message_at,
+                 last_activity_at = excluded.last_activity_at,
+                 message_count = excluded.message_count, incoming_count = excluded.incoming_count,
+                 waiting_since = excluded.waiting_since,
+                 last_outgoing_status = excluded.last_outgoing_status,
+                 last_outgoing_message_id = excluded.last_outgoing_message_id,
+                 search = inbox_conversations.search || excluded.search",
+        )
+        .bind(rows.iter().map(|t| t.row.tenant_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|t| t.row.conversation_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|t| t.row.source.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|r| r.contact_name.clone()))
+        .bind(column(|r| r.contact_email.clone()))
+        .bind(column(|r| r.contact_phone.clone()))
+        .bind(id(|r| r.widget_id))
+        .bind(
+            rows.iter()
+                .map(|t| t.row.status.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(time(|r| r.snoozed_until))
+        .bind(id(|r| r.assignee_id))
+        .bind(id(|r| r.team_id))
+        .bind(
+            rows.iter()
+                .map(|t| serde_json::json!(t.row.labels))
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|r| r.last_message_preview.clone()))
+        .bind(time(|r| r.last_message_at))
+        .bind(time(|r| Some(r.last_activity_at)))
+        .bind(time(|r| Some(r.created_at)))
+        .bind(rows.iter().map(|t| t.row.message_count).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|t| t.row.incoming_count)
+                .collect::<Vec<_>>(),
+        )
+        .bind(time(|r| r.waiting_since))
+        .bind(column(|r| r.last_outgoing_status.clone()))
+        .bind(id(|r| r.last_outgoing_message_id))
+        .bind(rows.iter().map(|t| t.search.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_messages(&self, tx: &mut PgConnection) -> anyhow::Result<()> {
+        let messages: Vec<(&MessageKey, &Message)> = self
+            .message_order
+            .iter()
+            .map(|k| (k, &self.messages[k]))
+            .collect();
+        let key = |n: usize| -> Vec<Uuid> {
+            messages
+                .iter()
+                .map(|(k, _)| match n {
+                    0 => k.0,
+                    1 => k.1,
+                    _ => k.2,
+                })
+                .collect()
+        };
+        let time = |f: fn(&Message) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+            messages.iter().map(|(_, m)| f(m)).collect()
+        };
+        let new = |f: fn(&NewMessage) -> Option<String>| -> Vec<Option<String>> {
+            messages
+                .iter()
+                .map(|(_, m)| m.new.as_ref().and_then(f))
+                .collect()
+        };
+        // New messages are inserted whole; for earlier ones only the status columns change.
+        sqlx::query(
+            "insert into inbox_messages
+                 (tenant_id, conversation_id, message_id, seq, direction, content, author,
+                  created_at, status, sent_at, delivered_at, read_at, failed_at, error)
+             select u.tenant_id, u.conversation_id, u.message_id, u.seq, u.direction, u.content,
+                    u.author, u.created_at, u.status, u.sent_at, u.delivered_at, u.read_at,
+                    u.failed_at, u.error
+               from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[],
+                           $7::text[], $8::timestamptz[], $9::text[], $10::timestamptz[],
+                           $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])
+                    as u(tenant_id, conversation_id, message_id, seq, direction, content, author,
+                         created_at, status, sent_at, delivered_at, read_at, failed_at, error)
+             where u.seq is not null
+             on conflict (tenant_id, conversation_id, message_id) do nothing",
+        )
+        .bind(key(0))
+        .bind(key(1))
+        .bind(key(2))
+        .bind(
+            messages
+                .iter()
+                .map(|(_, m)| m.new.as_ref().map(|n| n.seq))
+                .collect::<Vec<_>>(),
+        )
+        .bind(new(|n| Some(n.direction.clone())))
+        .bind(new(|n| Some(n.content.clone())))
+        .bind(new(|n| n.author.clone()))
+        .bind(
+            messages
+                .iter()
+                .map(|(_, m)| m.new.as_ref().map(|n| n.created_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            messages
+                .iter()
+                .map(|(_, m)| m.status.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(time(|m| m.sent_at))
+        .bind(time(|m| m.delivered_at))
+        .bind(time(|m| m.read_at))
+        .bind(time(|m| m.failed_at))
+        .bind(
+            messages
+                .iter()
+                .map(|(_, m)| m.error.clone())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        let updates: Vec<&(&MessageKey, &Message)> =
+            messages.iter().filter(|(_, m)| m.new.is_none()).collect();
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let utime = |f: fn(&Message) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+            updates.iter().map(|(_, m)| f(m)).collect()
+        };
+        sqlx::query(
+            "update inbox_messages m set
+                 status = coalesce(u.status, m.status),
+                 sent_at = coalesce(u.sent_at, m.sent_at),
+                 delivered_at = coalesce(u.delivered_at, m.delivered_at),
+                 read_at = coalesce(u.read_at, m.read_at),
+                 failed_at = coalesce(u.failed_at, m.failed_at),
+                 error = coalesce(u.error, m.error)
+               from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[],
+                           $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[])
+                    as u(tenant_id, conversation_id, message_id, status, sent_at, delivered_at,
+                         read_at, failed_at, error)
+              where m.tenant_id = u.tenant_id and m.conversation_id = u.conversation_id
+                and m.message_id = u.message_id",
+        )
+        .bind(updates.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+        .bind(updates.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+        .bind(updates.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
+        .bind(
+            updates
+                .iter()
+                .map(|(_, m)| m.status.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(utime(|m| m.sent_at))
+        .bind(utime(|m| m.delivered_at))
+        .bind(utime(|m| m.read_at))
+        .bind(utime(|m| m.failed_at))
+        .bind(
+            updates
+                .iter()
+                .map(|(_, m)| m.error.clone())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_reads_and_counters(&self, tx: &mut PgConnection) -> anyhow::Result<()> {
+        let reads: Vec<&Read> = self.reads.values().map(|r| &r.row).collect();
+        sqlx::query(
+            "insert into inbox_reads (tenant_id, conversation_id, agent_id, read_incoming, last_read_message_id)
+             select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::uuid[])
+             on conflict (tenant_id, conversation_id, agent_id) do update
+                set read_incoming = excluded.read_incoming,
+                    last_read_message_id = excluded.last_read_message_id",
+        )
+        .bind(reads.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+        .bind(reads.iter().map(|r| r.conversation_id).collect::<Vec<_>>())
+        .bind(reads.iter().map(|r| r.agent_id).collect::<Vec<_>>())
+        .bind(reads.iter().map(|r| r.read_incoming).collect::<Vec<_>>())
+        .bind(reads.iter().map(|r| r.last_read_message_id).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        let (totals, agent_reads) = self.counter_deltas();
+        let totals: Vec<(&Bucket, &(i64, i64))> = totals.iter().collect();
         sqlx::query(
             "insert into inbox_totals (tenant_id, status, assignee_key, conversations, incoming)
-             values ($1, $2, $3, $4, $5)
+             select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::int8[])
              on conflict (tenant_id, status, assignee_key) do update
                 set conversations = inbox_totals.conversations + excluded.conversations,
                     incoming = inbox_totals.incoming + excluded.incoming",
         )
-        .bind(self.tenant)
-        .bind(&bucket.status)
-        .bind(bucket.assignee_key)
-        .bind(conversations)
-        .bind(incoming)
-        .execute(&mut *self.tx)
+        .bind(totals.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
+        .bind(totals.iter().map(|(b, _)| b.1.clone()).collect::<Vec<_>>())
+        .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
+        .bind(totals.iter().map(|(_, d)| d.0).collect::<Vec<_>>())
+        .bind(totals.iter().map(|(_, d)| d.1).collect::<Vec<_>>())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
-    }
-
-    /// Moves the conversation, its incoming messages and its readers' read counts from one
-    /// bucket to another.
-    async fn move_bucket(
-        &mut self,
-        from: &Bucket,
-        to: &Bucket,
-        incoming: i32,
-    ) -> anyhow::Result<()> {
-        if from == to {
-            return Ok(());
-        }
-        self.add_to_totals(from, -1, -i64::from(incoming)).await?;
-        self.add_to_totals(to, 1, i64::from(incoming)).await?;
-        for (bucket, sign) in [(from, -1i64), (to, 1)] {
-            sqlx::query(
-                "insert into inbox_agent_reads (tenant_id, agent_id, status, assignee_key, read_incoming)
-                 select tenant_id, agent_id, $3, $4, $5 * read_incoming
-                   from inbox_reads where tenant_id = $1 and conversation_id = $2
-                 on conflict (tenant_id, agent_id, status, assignee_key) do update
-                    set read_incoming = inbox_agent_reads.read_incoming + excluded.read_incoming",
-            )
-            .bind(self.tenant)
-            .bind(self.conversation)
-            .bind(&bucket.status)
-            .bind(bucket.assignee_key)
-            .bind(sign)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn add_message(
-        &mut self,
-        message: Uuid,
-        direction: Direction,
-        content: &str,
-        author: Option<String>,
-        created_at: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        let status = (direction == Direction::Outgoing).then(|| text(&DeliveryStatus::Pending));
+        // An emptied bucket is removed, so the rows do not depend on how events were batched.
         sqlx::query(
-            "insert into inbox_messages
-                 (tenant_id, conversation_id, message_id, seq, direction, content, author, created_at, status)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "delete from inbox_totals t using unnest($1::uuid[], $2::text[], $3::uuid[]) k(tenant_id, status, assignee_key)
+              where t.tenant_id = k.tenant_id and t.status = k.status
+                and t.assignee_key = k.assignee_key and t.conversations = 0 and t.incoming = 0",
         )
-        .bind(self.tenant)
-        .bind(self.conversation)
-        .bind(message)
-        .bind(self.sequence)
-        .bind(text(&direction))
-        .bind(content)
-        .bind(author)
-        .bind(created_at)
-        .bind(&status)
-        .execute(&mut *self.tx)
+        .bind(totals.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
+        .bind(totals.iter().map(|(b, _)| b.1.clone()).collect::<Vec<_>>())
+        .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
+        .execute(&mut *tx)
         .await?;
-        let incoming = i32::from(direction == Direction::Incoming);
-        let preview = (direction != Direction::Note).then_some(content);
+
+        let agent_reads: Vec<(&(Uuid, Bucket), &i64)> = agent_reads.iter().collect();
         sqlx::query(
-            "update inbox_conversations
-                set message_count = message_count + 1,
-                    incoming_count = incoming_count + $3,
-                    last_message_preview = coalesce(left($4, $5), last_message_preview),
-                    last_message_at = case when $4 is null then last_message_at else $6 end,
-                    last_activity_at = $6,
-                    waiting_since = case $7 when 'incoming' then coalesce(waiting_since, $8)
-                                            when 'outgoing' then null
-                                            else waiting_since end,
-                    last_outgoing_status = case $7 when 'outgoing' then $9 else last_outgoing_status end,
-                    search = search || to_tsvector('simple', $10)
-              where tenant_id = $1 and conversation_id = $2",
+            "insert into inbox_agent_reads (tenant_id, agent_id, status, assignee_key, read_incoming)
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[])
+             on conflict (tenant_id, agent_id, status, assignee_key) do update
+                set read_incoming = inbox_agent_reads.read_incoming + excluded.read_incoming",
         )
-        .bind(self.tenant)
-        .bind(self.conversation)
-        .bind(incoming)
-        .bind(preview)
-        .bind(PREVIEW_CHARS)
-        .bind(self.at)
-        .bind(text(&direction))
-        .bind(created_at)
-        .bind(&status)
-        .bind(content)
-        .execute(&mut *self.tx)
-        .await?;
-        if incoming == 1
-            && let Some((bucket, _)) = self.bucket().await?
-        {
-            self.add_to_totals(&bucket, 0, 1).await?;
-        }
-        Ok(())
-    }
-
-    /// Moves the conversation to the bucket `change` makes of its current one.
-    async fn rebucket(&mut self, change: impl FnOnce(&Bucket) -> Bucket) -> anyhow::Result<()> {
-        if let Some((from, incoming)) = self.bucket().await? {
-            let to = change(&from);
-            self.move_bucket(&from, &to, incoming).await?;
-        }
-        Ok(())
-    }
-
-    async fn set_assignment(
-        &mut self,
-        agent: Option<Uuid>,
-        team: Option<Uuid>,
-    ) -> anyhow::Result<()> {
-        self.rebucket(|from| Bucket {
-            status: from.status.clone(),
-            assignee_key: agent.unwrap_or_default(),
-        })
+        .bind(agent_reads.iter().map(|((_, b), _)| b.0).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|((_, b), _)| b.1.clone()).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|((_, b), _)| b.2).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|(_, n)| **n).collect::<Vec<_>>())
+        .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "update inbox_conversations set assignee_id = $3, team_id = $4
-              where tenant_id = $1 and conversation_id = $2",
+            "delete from inbox_agent_reads r
+              using unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[]) k(tenant_id, agent_id, status, assignee_key)
+              where r.tenant_id = k.tenant_id and r.agent_id = k.agent_id and r.status = k.status
+                and r.assignee_key = k.assignee_key and r.read_incoming = 0",
         )
-        .bind(self.tenant)
-        .bind(self.conversation)
-        .bind(agent)
-        .bind(team)
-        .execute(&mut *self.tx)
+        .bind(agent_reads.iter().map(|((_, b), _)| b.0).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|((_, b), _)| b.1.clone()).collect::<Vec<_>>())
+        .bind(agent_reads.iter().map(|((_, b), _)| b.2).collect::<Vec<_>>())
+        .execute(&mut *tx)
         .await?;
+
         Ok(())
     }
 }
@@ -231,242 +766,26 @@ impl Projector for Inbox {
         ]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, stored: &StoredEvent) -> anyhow::Result<()> {
-        if stored.aggregate_type != "Conversation" {
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
+        let conversations: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| e.aggregate_type == "Conversation")
+            .collect();
+        let mut keys: Vec<ConversationKey> = conversations
+            .iter()
+            .filter_map(|e| Some((e.tenant_id, e.resource_id()?)))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
             return Ok(());
         }
-        let event: ConversationEvent = serde_json::from_value(stored.payload.clone())?;
-        let conversation = stored
-            .resource_id()
-            .ok_or_else(|| anyhow::anyhow!("malformed aggregate id {}", stored.aggregate_id))?;
-        let mut e = Event {
-            tenant: stored.tenant_id,
-            conversation,
-            at: stored.recorded_at,
-            sequence: stored.sequence,
-            tx,
-        };
-        use ConversationEvent as C;
-        match event {
-            C::ConversationStarted {
-                source,
-                contact,
-                widget_id,
-            } => {
-                let name = contact.name.as_ref().map(|v| v.as_str().to_owned());
-                let email = contact.email.as_ref().map(|v| v.as_str().to_owned());
-                let phone = contact.phone.as_ref().map(|v| v.as_str().to_owned());
-                sqlx::query(
-                    "insert into inbox_conversations
-                         (tenant_id, conversation_id, source, contact_name, contact_email, contact_phone,
-                          widget_id, status, last_activity_at, created_at, search)
-                     values ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8,
-                             to_tsvector('simple', concat_ws(' ', $4, $5, $6)))",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(text(&source))
-                .bind(name)
-                .bind(email)
-                .bind(phone)
-                .bind(widget_id.map(|w| w.as_uuid()))
-                .bind(e.at)
-                .execute(&mut *e.tx)
-                .await?;
-                let open = Bucket {
-                    status: text(&ConversationStatus::Open),
-                    assignee_key: Uuid::nil(),
-                };
-                e.add_to_totals(&open, 1, 0).await?;
-            }
-            C::MessageReceived {
-                message_id,
-                content,
-                sent_at,
-            } => {
-                e.add_message(
-                    message_id.as_uuid(),
-                    Direction::Incoming,
-                    content.as_str(),
-                    None,
-                    sent_at,
-                )
-                .await?;
-            }
-            C::MessagePosted {
-                message_id,
-                content,
-                author,
-            } => {
-                let at = e.at;
-                e.add_message(
-                    message_id.as_uuid(),
-                    Direction::Outgoing,
-                    content.as_str(),
-                    Some(author.to_string()),
-                    at,
-                )
-                .await?;
-            }
-            C::NoteAdded {
-                message_id,
-                content,
-                author,
-            } => {
-                let at = e.at;
-                e.add_message(
-                    message_id.as_uuid(),
-                    Direction::Note,
-                    content.as_str(),
-                    Some(author.to_string()),
-                    at,
-                )
-                .await?;
-            }
-            C::MessageStatusChanged {
-                message_id,
-                status,
-                error,
-                at,
-            } => {
-                let column = match status {
-                    DeliveryStatus::Pending => return Ok(()),
-                    DeliveryStatus::Sent => "sent_at",
-                    DeliveryStatus::Delivered => "delivered_at",
-                    DeliveryStatus::Read => "read_at",
-                    DeliveryStatus::Failed => "failed_at",
-                };
-                let seq: Option<i64> = sqlx::query_scalar(&format!(
-                    "update inbox_messages set status = $4, {column} = $5, error = coalesce($6, error)
-                      where tenant_id = $1 and conversation_id = $2 and message_id = $3
-                      returning seq"
-                ))
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(message_id.as_uuid())
-                .bind(text(&status))
-                .bind(at)
-                .bind(error)
-                .fetch_optional(&mut *e.tx)
-                .await?;
-                sqlx::query(
-                    "update inbox_conversations set last_outgoing_status = $4
-                      where tenant_id = $1 and conversation_id = $2
-                        and $3 = (select max(seq) from inbox_messages
-                                   where tenant_id = $1 and conversation_id = $2 and direction = 'outgoing')",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(seq)
-                .bind(text(&status))
-                .execute(&mut *e.tx)
-                .await?;
-            }
-            C::ReadMarkerMoved {
-                agent_id,
-                last_read_message_id,
-            } => {
-                let Some((bucket, _)) = e.bucket().await? else {
-                    return Ok(());
-                };
-                let (seq, read_incoming): (i64, i64) = sqlx::query_as(
-                    "select m.seq, (select count(*) from inbox_messages i
-                                     where i.tenant_id = $1 and i.conversation_id = $2
-                                       and i.direction = 'incoming' and i.seq <= m.seq)
-                       from inbox_messages m
-                      where m.tenant_id = $1 and m.conversation_id = $2 and m.message_id = $3",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(last_read_message_id.as_uuid())
-                .fetch_one(&mut *e.tx)
-                .await?;
-                let previous: i64 = sqlx::query_scalar(
-                    "select coalesce((select read_incoming from inbox_reads
-                                       where tenant_id = $1 and conversation_id = $2 and agent_id = $3), 0)::int8",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(agent_id.as_uuid())
-                .fetch_one(&mut *e.tx)
-                .await?;
-                sqlx::query(
-                    "insert into inbox_reads (tenant_id, conversation_id, agent_id, last_read_seq, read_incoming)
-                     values ($1, $2, $3, $4, $5)
-                     on conflict (tenant_id, conversation_id, agent_id) do update
-                        set last_read_seq = excluded.last_read_seq, read_incoming = excluded.read_incoming",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(agent_id.as_uuid())
-                .bind(seq)
-                .bind(read_incoming as i32)
-                .execute(&mut *e.tx)
-                .await?;
-                sqlx::query(
-                    "insert into inbox_agent_reads (tenant_id, agent_id, status, assignee_key, read_incoming)
-                     values ($1, $2, $3, $4, $5)
-                     on conflict (tenant_id, agent_id, status, assignee_key) do update
-                        set read_incoming = inbox_agent_reads.read_incoming + excluded.read_incoming",
-                )
-                .bind(e.tenant)
-                .bind(agent_id.as_uuid())
-                .bind(&bucket.status)
-                .bind(bucket.assignee_key)
-                .bind(read_incoming - previous)
-                .execute(&mut *e.tx)
-                .await?;
-            }
-            C::ConversationAssigned { agent_id, team_id } => {
-                e.set_assignment(agent_id.map(|a| a.as_uuid()), team_id.map(|t| t.as_uuid()))
-                    .await?;
-            }
-            C::ConversationUnassigned {} => e.set_assignment(None, None).await?,
-            C::ConversationStatusChanged {
-                status,
-                snoozed_until,
-                ..
-            } => {
-                let status = text(&status);
-                e.rebucket(|from| Bucket {
-                    status: status.clone(),
-                    assignee_key: from.assignee_key,
-                })
-                .await?;
-                sqlx::query(
-                    "update inbox_conversations set status = $3, snoozed_until = $4
-                      where tenant_id = $1 and conversation_id = $2",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(&status)
-                .bind(snoozed_until)
-                .execute(&mut *e.tx)
-                .await?;
-            }
-            C::LabelAdded { label } => {
-                sqlx::query(
-                    "update inbox_conversations set labels = array_append(labels, $3)
-                      where tenant_id = $1 and conversation_id = $2 and not ($3 = any(labels))",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(label.as_str())
-                .execute(&mut *e.tx)
-                .await?;
-            }
-            C::LabelRemoved { label } => {
-                sqlx::query(
-                    "update inbox_conversations set labels = array_remove(labels, $3)
-                      where tenant_id = $1 and conversation_id = $2",
-                )
-                .bind(e.tenant)
-                .bind(e.conversation)
-                .bind(label.as_str())
-                .execute(&mut *e.tx)
-                .await?;
-            }
+        let mut batch = Batch::load(tx, &keys).await?;
+        for stored in conversations {
+            let event: ConversationEvent = serde_json::from_value(stored.payload.clone())
+                .map_err(|e| anyhow::anyhow!("event {} does not read: {e}", stored.position))?;
+            batch.apply(stored, event)?;
         }
-        Ok(())
+        batch.save(tx).await
     }
 }

@@ -91,6 +91,16 @@ pub struct Counts {
     pub all: i64,
 }
 
+impl From<(i64, i64, i64)> for Counts {
+    fn from((mine, unassigned, all): (i64, i64, i64)) -> Self {
+        Self {
+            mine,
+            unassigned,
+            all,
+        }
+    }
+}
+
 /// Whose conversations to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assignee {
@@ -278,7 +288,7 @@ pub async fn view_sizes(
     me: Uuid,
     status: Option<&str>,
 ) -> Result<Counts, sqlx::Error> {
-    let (mine, unassigned, all): (i64, i64, i64) = sqlx::query_as(
+    let counts: (i64, i64, i64) = sqlx::query_as(
         "select coalesce(sum(conversations) filter (where assignee_key = $2), 0)::int8,
                 coalesce(sum(conversations) filter (where assignee_key = $3), 0)::int8,
                 coalesce(sum(conversations), 0)::int8
@@ -291,16 +301,12 @@ pub async fn view_sizes(
     .bind(status)
     .fetch_one(pool)
     .await?;
-    Ok(Counts {
-        mine,
-        unassigned,
-        all,
-    })
+    Ok(counts.into())
 }
 
 /// The caller's unread incoming messages in open conversations, per view.
 pub async fn unread(pool: &PgPool, tenant: Uuid, me: Uuid) -> Result<Counts, sqlx::Error> {
-    let (mine, unassigned, all): (i64, i64, i64) = sqlx::query_as(
+    let counts: (i64, i64, i64) = sqlx::query_as(
         "with received as (
              select assignee_key, incoming as n from inbox_totals
               where tenant_id = $1 and status = 'open'
@@ -317,11 +323,7 @@ pub async fn unread(pool: &PgPool, tenant: Uuid, me: Uuid) -> Result<Counts, sql
     .bind(Uuid::nil())
     .fetch_one(pool)
     .await?;
-    Ok(Counts {
-        mine,
-        unassigned,
-        all,
-    })
+    Ok(counts.into())
 }
 
 /// A page of a conversation's timeline, oldest first: the newest `limit` messages, or those

@@ -8,7 +8,7 @@
 //! instances that both believed they led could not apply one event twice.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -19,11 +19,14 @@ use tokio::task::JoinSet;
 use crate::reader::{Cursor, StoredEvent, lag, read_after};
 
 /// Events applied per transaction.
-const BATCH: i64 = 500;
+const BATCH: i64 = 2000;
 /// How often an idle projector looks again without a notification: events of a transaction
 /// that was blocked behind another one become readable when that other one ends, which
 /// sends no notification if it was not ours.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// How often a busy projector updates its lag gauges.
+const LAG_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// A read model builder.
 #[async_trait]
@@ -32,8 +35,8 @@ pub trait Projector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The tables it owns, emptied on rebuild.
     fn tables(&self) -> &'static [&'static str];
-    /// Applies one event inside the batch's transaction.
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()>;
+    /// Applies a batch of events, in order, inside the batch's transaction.
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
 }
 
 /// A projector's checkpoint and lag, as `/readyz` and `upzento projections status` show it.
@@ -84,16 +87,14 @@ pub async fn apply_batch(
     let Some(last) = events.last().map(StoredEvent::cursor) else {
         return Ok(0);
     };
-    for event in &events {
-        projector.apply(&mut tx, event).await.map_err(|error| {
-            error.context(format!(
-                "projector {} failed on event {} ({})",
-                projector.name(),
-                event.position,
-                event.event_type
-            ))
-        })?;
-    }
+    projector.apply(&mut tx, &events).await.map_err(|error| {
+        error.context(format!(
+            "projector {} failed on the events from position {} to {}",
+            projector.name(),
+            events[0].position,
+            last.position
+        ))
+    })?;
     sqlx::query(
         "update projector_checkpoints
             set transaction_id = $2::text::xid8, position = $3, events_applied = events_applied + $4
@@ -154,9 +155,14 @@ async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
     tracing::info!(projector = projector.name(), "projector leading");
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen("upzento_events").await?;
+    let mut reported = Instant::now() - LAG_REPORT_EVERY;
     loop {
         let applied = apply_batch(&mut conn, projector).await?;
-        report_lag(&mut conn, projector.name()).await?;
+        // Counting the lag costs a scan of what is behind: not after every batch of a catch-up.
+        if applied == 0 || reported.elapsed() >= LAG_REPORT_EVERY {
+            report_lag(&mut conn, projector.name()).await?;
+            reported = Instant::now();
+        }
         if applied == 0 {
             // A timeout is the poll; a broken listener ends the lead and is set up anew.
             if let Ok(Err(error)) = tokio::time::timeout(IDLE_POLL, listener.try_recv()).await {

@@ -11,12 +11,17 @@ use crate::stand_ins::{DnsServer, WebServer};
 
 /// A server whose domain proofs go to the stand-ins; HTTPS goes to a closed port.
 async fn world() -> (TestApp, DnsServer, WebServer) {
+    world_allowing_private_targets(true).await
+}
+
+async fn world_allowing_private_targets(allow: bool) -> (TestApp, DnsServer, WebServer) {
     let (dns, dns_address) = DnsServer::start().await;
     let (web, web_port) = WebServer::start(0).await;
     let mut args = serve_args();
     args.dns_resolver = Some(dns_address);
     args.proof_http_port = web_port;
     args.proof_https_port = free_port();
+    args.allow_private_proof_targets = allow;
     (spawn_app_with(args).await, dns, web)
 }
 
@@ -153,14 +158,7 @@ async fn a_missing_proof_fails_with_the_reason_and_can_be_retried() {
 
 #[tokio::test]
 async fn the_http_proof_is_never_fetched_from_a_private_address_unless_allowed() {
-    let (dns, dns_address) = DnsServer::start().await;
-    let (web, web_port) = WebServer::start(0).await;
-    let mut args = serve_args();
-    args.dns_resolver = Some(dns_address);
-    args.proof_http_port = web_port;
-    args.proof_https_port = free_port();
-    args.allow_private_proof_targets = false;
-    let app = spawn_app_with(args).await;
+    let (app, dns, web) = world_allowing_private_targets(false).await;
 
     let domain = register(&app, "intranet.example.com").await;
     dns.a("intranet.example.com", Ipv4Addr::LOCALHOST);

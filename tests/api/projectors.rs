@@ -105,19 +105,43 @@ async fn new_conversation(client: &reqwest::Client, base: &str, caller: &Caller)
     body["id"].as_str().unwrap().to_owned()
 }
 
+/// A database shared by server processes, with a tenant in it.
+struct SharedDatabase {
+    url: String,
+    pool: PgPool,
+    caller: Caller,
+}
+
+impl SharedDatabase {
+    async fn new() -> Self {
+        let database = fresh_database().await;
+        let pool = pool(&database).await;
+        let caller = tenant_on(&pool).await;
+        Self {
+            url: database_url(&database),
+            pool,
+            caller,
+        }
+    }
+
+    /// A server process on this database and a free port; answers it and its base URL.
+    async fn serve(&self) -> (Server, String) {
+        let address = format!("127.0.0.1:{}", free_port());
+        let base = format!("http://{address}");
+        let server = Server::start(&["serve", "--listen", &address], Some(&self.url));
+        wait_for_health(&base).await;
+        (server, base)
+    }
+}
+
 #[tokio::test]
 async fn a_server_killed_mid_stream_loses_and_doubles_nothing_acknowledged() {
-    let database = fresh_database().await;
-    let url = database_url(&database);
-    let pool = pool(&database).await;
-    let caller = tenant_on(&pool).await;
-    let address = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{address}");
-    let server = Server::start(&["serve", "--listen", &address], Some(&url));
-    wait_for_health(&base).await;
+    let shared = SharedDatabase::new().await;
+    let (pool, caller) = (&shared.pool, &shared.caller);
+    let (server, base) = shared.serve().await;
     let client = reqwest::Client::new();
     let conversations: Vec<String> =
-        join_all((0..4).map(|_| new_conversation(&client, &base, &caller))).await;
+        join_all((0..4).map(|_| new_conversation(&client, &base, caller))).await;
 
     let writers = conversations.iter().map(|conversation| {
         let (client, base, caller) = (client.clone(), base.clone(), caller.clone());
@@ -146,11 +170,10 @@ async fn a_server_killed_mid_stream_loses_and_doubles_nothing_acknowledged() {
         "the writers got going before the kill"
     );
 
-    let restarted = Server::start(&["serve", "--listen", &address], Some(&url));
-    wait_for_health(&base).await;
-    caught_up(&pool).await;
+    let (restarted, _) = shared.serve().await;
+    caught_up(pool).await;
     let projected: Vec<uuid::Uuid> = sqlx::query_scalar("select message_id from inbox_messages")
-        .fetch_all(&pool)
+        .fetch_all(pool)
         .await
         .unwrap();
     let projected: HashSet<String> = projected.into_iter().map(|id| id.to_string()).collect();
@@ -160,7 +183,7 @@ async fn a_server_killed_mid_stream_loses_and_doubles_nothing_acknowledged() {
             "acknowledged message {id} is in the inbox"
         );
     }
-    assert_projected_exactly_once(&pool).await;
+    assert_projected_exactly_once(pool).await;
     drop(restarted);
 }
 
@@ -225,20 +248,15 @@ async fn events_committed_out_of_order_are_never_skipped() {
 
 #[tokio::test]
 async fn two_instances_project_once_and_the_second_takes_over() {
-    let database = fresh_database().await;
-    let url = database_url(&database);
-    let pool = pool(&database).await;
-    let caller = tenant_on(&pool).await;
-    let first_address = format!("127.0.0.1:{}", free_port());
-    let second_address = format!("127.0.0.1:{}", free_port());
-    let first = Server::start(&["serve", "--listen", &first_address], Some(&url));
-    wait_for_health(&format!("http://{first_address}")).await;
+    let shared = SharedDatabase::new().await;
+    let (pool, caller) = (&shared.pool, &shared.caller);
+    let (first, first_base) = shared.serve().await;
     let leaders = || async {
         let n: i64 = sqlx::query_scalar(
             "select count(*) from pg_locks where locktype = 'advisory' and granted and database =
                 (select oid from pg_database where datname = current_database())",
         )
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         n
@@ -249,37 +267,35 @@ async fn two_instances_project_once_and_the_second_takes_over() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let second = Server::start(&["serve", "--listen", &second_address], Some(&url));
-    let second_base = format!("http://{second_address}");
-    wait_for_health(&second_base).await;
+    let (second, second_base) = shared.serve().await;
 
     let client = reqwest::Client::new();
-    let conversation = new_conversation(&client, &format!("http://{first_address}"), &caller).await;
+    let conversation = new_conversation(&client, &first_base, caller).await;
     for n in 0..30 {
         let base = if n % 2 == 0 {
-            format!("http://{first_address}")
+            first_base.clone()
         } else {
             second_base.clone()
         };
-        post_message(&client, &base, &caller, &conversation, n)
+        post_message(&client, &base, caller, &conversation, n)
             .await
             .expect("accepted");
     }
-    caught_up(&pool).await;
+    caught_up(pool).await;
     assert_eq!(leaders().await, 1, "one instance leads the projector");
-    assert_projected_exactly_once(&pool).await;
+    assert_projected_exactly_once(pool).await;
 
     drop(first);
     for n in 30..60 {
-        post_message(&client, &second_base, &caller, &conversation, n)
+        post_message(&client, &second_base, caller, &conversation, n)
             .await
             .expect("accepted");
     }
-    caught_up(&pool).await;
+    caught_up(pool).await;
     assert_eq!(leaders().await, 1, "the second instance took over");
-    assert_projected_exactly_once(&pool).await;
+    assert_projected_exactly_once(pool).await;
     let rows: i64 = sqlx::query_scalar("select count(*) from inbox_messages")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
     assert_eq!(rows, 60);
@@ -312,14 +328,9 @@ async fn dump(pool: &PgPool) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_rebuild_gives_the_same_rows_row_for_row() {
-    let database = fresh_database().await;
-    let url = database_url(&database);
-    let pool = pool(&database).await;
-    let admin = tenant_on(&pool).await;
-    let address = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{address}");
-    let server = Server::start(&["serve", "--listen", &address], Some(&url));
-    wait_for_health(&base).await;
+    let shared = SharedDatabase::new().await;
+    let (pool, admin, url) = (&shared.pool, &shared.caller, &shared.url);
+    let (server, base) = shared.serve().await;
     let client = reqwest::Client::new();
     let call = |path: String, body: Value| {
         let request = client
@@ -377,13 +388,13 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
             .await
             .unwrap();
     }
-    caught_up(&pool).await;
-    let before = dump(&pool).await;
+    caught_up(pool).await;
+    let before = dump(pool).await;
 
     // While a server leads the projector, the rebuild is done by it and watched from here.
     let watched = std::process::Command::new(BINARY)
         .args(["projections", "rebuild"])
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
         .output()
         .unwrap();
     assert!(
@@ -391,14 +402,14 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
         "{}",
         String::from_utf8_lossy(&watched.stderr)
     );
-    caught_up(&pool).await;
-    assert_eq!(dump(&pool).await, before, "rebuilt by the running server");
+    caught_up(pool).await;
+    assert_eq!(dump(pool).await, before, "rebuilt by the running server");
 
     // With no server running, the command rebuilds by itself.
     assert!(server.terminate().success());
     let alone = std::process::Command::new(BINARY)
         .args(["projections", "rebuild", "inbox"])
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
         .output()
         .unwrap();
     assert!(
@@ -406,11 +417,11 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
         "{}",
         String::from_utf8_lossy(&alone.stderr)
     );
-    assert_eq!(dump(&pool).await, before, "rebuilt by the command");
+    assert_eq!(dump(pool).await, before, "rebuilt by the command");
 
     let status = std::process::Command::new(BINARY)
         .args(["projections", "status"])
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);

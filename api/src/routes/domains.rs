@@ -167,22 +167,17 @@ pub(crate) async fn register_domain(
 }
 
 async fn list(state: &AppState, tenant: TenantId) -> Result<Vec<DomainView>, ApiError> {
-    let mut views = Vec::new();
-    for stream in state
+    let ids = state
         .domains
         .store()
-        .aggregate_ids::<Domain>(tenant)
-        .await?
-    {
-        let Some(id) = stream
-            .rsplit(':')
-            .next()
-            .and_then(|id| DomainId::parse(id).ok())
-        else {
-            continue;
-        };
-        if let Ok(view) = load(state, tenant, id).await {
-            views.push(view);
+        .resource_ids::<Domain, DomainId>(tenant)
+        .await?;
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        match load(state, tenant, id).await {
+            Ok(view) => views.push(view),
+            Err(gone) if gone.status() == StatusCode::NOT_FOUND => {}
+            Err(other) => return Err(other),
         }
     }
     Ok(views)

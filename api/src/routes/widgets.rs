@@ -310,22 +310,17 @@ pub(crate) async fn list_widgets(
     auth: Auth,
 ) -> Result<Json<Vec<WidgetView>>, ApiError> {
     let tenant = auth.principal.tenant_id;
-    let mut views = Vec::new();
-    for stream in state
+    let ids = state
         .widgets
         .store()
-        .aggregate_ids::<Widget>(tenant)
-        .await?
-    {
-        let Some(id) = stream
-            .rsplit(':')
-            .next()
-            .and_then(|id| WidgetId::parse(id).ok())
-        else {
-            continue;
-        };
-        if let Ok(view) = load(&state, tenant, id).await {
-            views.push(view);
+        .resource_ids::<Widget, WidgetId>(tenant)
+        .await?;
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        match load(&state, tenant, id).await {
+            Ok(view) => views.push(view),
+            Err(gone) if gone.status() == StatusCode::NOT_FOUND => {}
+            Err(other) => return Err(other),
         }
     }
     Ok(Json(views))
