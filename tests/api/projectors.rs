@@ -347,10 +347,10 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
         }
     };
     for n in 0..6 {
-        let conversation = new_conversation(&client, &base, &admin).await;
+        let conversation = new_conversation(&client, &base, admin).await;
         let c = format!("/conversations/{conversation}");
         for m in 0..n {
-            post_message(&client, &base, &admin, &conversation, m)
+            post_message(&client, &base, admin, &conversation, m)
                 .await
                 .unwrap();
         }
@@ -384,7 +384,7 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
             call(format!("{c}/labels"), json!({"label": "vip"})).await;
             call(format!("{c}/status"), json!({"status": "pending"})).await;
         }
-        post_message(&client, &base, &admin, &conversation, 99)
+        post_message(&client, &base, admin, &conversation, 99)
             .await
             .unwrap();
     }
