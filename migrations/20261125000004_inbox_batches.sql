@@ -1,7 +1,6 @@
 -- The inbox projector applies whole batches in memory and writes them back in a few
 -- set-based statements. It needs to know the last outgoing message by id (not by a lookup
--- over messages), records read markers by message id, and keeps the search document
--- without word positions so that it is the same however events were batched.
+-- over messages) and records read markers by message id.
 --
 -- Read models are disposable: rather than convert rows, empty them and reset the checkpoint,
 -- and the projector rebuilds them from the events.

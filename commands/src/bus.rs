@@ -17,8 +17,11 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::store::{Committed, EventStore, IdempotencyRecord, StoreError};
 
-/// How many times a command is decided again after losing a race.
-const MAX_ATTEMPTS: u32 = 8;
+/// How many times a command is decided again after losing a race: enough for a few dozen
+/// writers on one conversation at once, each wait short.
+const MAX_ATTEMPTS: u32 = 20;
+/// The longest pause between two attempts, in milliseconds.
+const MAX_BACKOFF_MS: u64 = 50;
 
 /// What a successful command did.
 #[derive(Debug)]
@@ -189,7 +192,8 @@ where
                 Err(StoreError::Conflict) => {
                     metrics::counter!("upzento_command_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
-                    let backoff = rand::rng().random_range(0..2u64 << attempt.min(6));
+                    let ceiling = (2u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
+                    let backoff = rand::rng().random_range(0..ceiling);
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
                 Err(other) => return Err(other.into()),

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::conversation::{ConversationEvent, ConversationStatus, DeliveryStatus, Direction};
+use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -481,7 +482,7 @@ impl Batch {
                     array(select jsonb_array_elements_text(u.labels)),
                     u.last_message_preview, u.last_message_at, u.last_activity_at, u.created_at,
                     u.message_count, u.incoming_count, u.waiting_since, u.last_outgoing_status,
-                    u.last_outgoing_message_id, strip(to_tsvector('simple', u.search))
+                    u.last_outgoing_message_id, to_tsvector('simple', u.search)
                from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                            $7::uuid[], $8::text[], $9::timestamptz[], $10::uuid[], $11::uuid[],
                            $12::jsonb[], $13::text[], $14::timestamptz[], $15::timestamptz[],
@@ -782,7 +783,7 @@ impl Projector for Inbox {
         }
         let mut batch = Batch::load(tx, &keys).await?;
         for stored in conversations {
-            let event: ConversationEvent = serde_json::from_value(stored.payload.clone())
+            let event = ConversationEvent::deserialize(&stored.payload)
                 .map_err(|e| anyhow::anyhow!("event {} does not read: {e}", stored.position))?;
             batch.apply(stored, event)?;
         }

@@ -169,6 +169,9 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// Up to this many matches, a search looks its conversations up by id.
+const RARE_MATCHES: i64 = 500;
+
 const ROW: &str =
     "select c.conversation_id, c.source, c.contact_name, c.contact_email, c.contact_phone,
         c.widget_id, c.status, c.snoozed_until, c.assignee_id, c.team_id, c.labels,
@@ -219,10 +222,32 @@ pub async fn list(
             .push("]::text[]");
     }
     if let Some(q) = &filter.q {
-        query
-            .push(" and c.search @@ websearch_to_tsquery('simple', ")
-            .push_bind(q.clone())
-            .push(")");
+        // Which plan is right depends on how many conversations match: walking the activity
+        // index until a page is full suits a common word and is a full scan for a rare one.
+        // The planner cannot tell them apart from a tsvector's statistics, so ask the search
+        // index first: a rare match is then looked up by id, a common one filtered in order.
+        let (words, matches): (String, Vec<Uuid>) = sqlx::query_as(
+            "select q::text, array(select conversation_id from inbox_conversations
+                                   where tenant_id = $1 and search @@ q limit $3)
+               from websearch_to_tsquery('simple', $2) q",
+        )
+        .bind(tenant)
+        .bind(q)
+        .bind(RARE_MATCHES + 1)
+        .persistent(false)
+        .fetch_one(pool)
+        .await?;
+        if matches.len() as i64 <= RARE_MATCHES {
+            query
+                .push(" and c.conversation_id = any(")
+                .push_bind(matches)
+                .push(")");
+        } else {
+            query
+                .push(" and c.search @@ ")
+                .push_bind(words)
+                .push("::tsquery");
+        }
     }
     let key = match filter.sort {
         Sort::LastActivity => "c.last_activity_at",
@@ -248,7 +273,13 @@ pub async fn list(
             " order by {key} {direction}, c.conversation_id {direction} limit "
         ))
         .push_bind(filter.limit + 1);
-    let mut rows: Vec<ConversationRow> = query.build_query_as().fetch_all(pool).await?;
+    // A search is planned for the ids or words it carries; a cached generic plan would not
+    // see them.
+    let mut rows: Vec<ConversationRow> = query
+        .build_query_as()
+        .persistent(filter.q.is_none())
+        .fetch_all(pool)
+        .await?;
     let next = if rows.len() as i64 > filter.limit {
         rows.truncate(filter.limit as usize);
         rows.last().map(|last| {

@@ -79,9 +79,11 @@ pub async fn read_after<'e>(
                 aggregate_type, aggregate_id, sequence, event_type, event_version,
                 payload, metadata, recorded_at
            from events
-          where (transaction_id, position) > ($1::text::xid8, $2)
-            and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          order by transaction_id, position
+          where (events.transaction_id, position) > ($1::text::xid8, $2)
+            and events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          -- Qualified: the bare name would mean the output column, a number, and lose the
+          -- index order.
+          order by events.transaction_id, events.position
           limit $3",
     )
     .bind(after.transaction_id.to_string())

@@ -420,3 +420,38 @@ async fn bad_queries_are_refused_and_other_tenants_see_nothing() {
         .await
         .problem(404, "conversation_not_found");
 }
+
+#[tokio::test]
+async fn a_search_matching_hundreds_of_conversations_pages_newest_first() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let path = "/conversations";
+    let mut last = Value::Null;
+    for answer in futures::future::join_all((0..520).map(|n| {
+        app.post(
+            admin,
+            path,
+            json!({"source": "api", "contact": {"name": format!("Shopper {n}")}}),
+        )
+    }))
+    .await
+    {
+        let position = answer.expect(201)["position"].clone();
+        if position.as_i64() > last.as_i64() {
+            last = position;
+        }
+    }
+    let page = read(&app, admin, "/conversations?q=shopper&limit=100", &last).await;
+    let rows = page["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 100);
+    assert!(page["meta"]["next_cursor"].is_string());
+    let times: Vec<&str> = rows
+        .iter()
+        .map(|c| c["last_activity_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest activity first");
+    let one = read(&app, admin, "/conversations?q=%22shopper%2077%22", &last).await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1, "{one:#}");
+}

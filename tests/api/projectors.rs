@@ -207,11 +207,15 @@ async fn events_committed_out_of_order_are_never_skipped() {
     .await
     .unwrap();
 
-    let path = format!("/conversations/{fast}/messages");
+    let mut paths = vec![format!("/conversations/{fast}/messages")];
+    for _ in 0..3 {
+        let other = app.new_conversation(&app.admin).await;
+        paths.push(format!("/conversations/{other}/messages"));
+    }
     let writers = (0..40).map(|n| {
         app.post(
             &app.admin,
-            &path,
+            &paths[n % paths.len()],
             json!({"content": format!("fast {n}"), "message_type": "incoming"}),
         )
     });
