@@ -20,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 
+use anyhow::Context;
 use config::{Cli, Command, ProjectionsCommand, ServeArgs, TenantCommand};
 use startup::{Application, Database};
 
@@ -40,9 +41,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(TenantCommand::Create { name, admin_email }) => {
             telemetry::init_logs("warn");
+            let name = domain::text::Name::parse(&name).context("the tenant's name")?;
+            let email = domain::text::Email::parse(&admin_email).context("--admin-email")?;
             let database = Database::open(&cli.database).await?;
             let created =
-                commands::tenancy::create_tenant(&database.pool, name.trim(), &admin_email).await;
+                commands::tenancy::create_tenant(&database.pool, name.as_str(), email.as_str())
+                    .await;
             database.close().await;
             println!("{}", serde_json::to_string(&created?)?);
             Ok(())

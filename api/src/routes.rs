@@ -45,7 +45,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .route_layer(middleware::from_fn(telemetry::track_requests))
+        .layer(middleware::from_fn(telemetry::track_requests))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 let route = request

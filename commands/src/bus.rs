@@ -116,10 +116,16 @@ where
             .run(aggregate_id, command, context, Some(&idempotency))
             .await
         {
-            Err(CommandError::Store(StoreError::IdempotencyRace)) => self
-                .replay(context, &idempotency)
-                .await?
-                .ok_or(CommandError::Store(StoreError::IdempotencyRace)),
+            // A concurrent request with the same key committed first: this one either lost
+            // the key's insert or, deciding after it, was refused (a duplicate message id).
+            // Either way the first answer is the answer.
+            Err(
+                error @ (CommandError::Store(StoreError::IdempotencyRace)
+                | CommandError::Rejected(_)),
+            ) => match self.replay(context, &idempotency).await? {
+                Some(replayed) => Ok(replayed),
+                None => Err(error),
+            },
             other => other,
         }
     }

@@ -282,9 +282,10 @@ async fn an_idempotent_retry_answers_the_first_answer_and_adds_nothing() {
 }
 
 #[tokio::test]
-async fn concurrent_retries_with_one_key_store_the_message_once() {
+async fn concurrent_retries_with_one_key_and_one_message_id_store_the_message_once() {
     let app = spawn_app().await;
     let id = app.new_conversation(&app.admin).await;
+    let message_id = uuid::Uuid::now_v7();
     let retries = (0..8).map(|_| {
         app.client
             .post(format!(
@@ -293,7 +294,7 @@ async fn concurrent_retries_with_one_key_store_the_message_once() {
             ))
             .bearer_auth(&app.admin.token)
             .header("Idempotency-Key", "same")
-            .json(&json!({"content": "hello", "message_type": "incoming"}))
+            .json(&json!({"id": message_id, "content": "hello", "message_type": "incoming"}))
             .send()
     });
     let mut answers = Vec::new();

@@ -240,7 +240,8 @@ pub(crate) async fn verify_domain(
         .ok_or_else(not_found)
 }
 
-/// Revokes a domain (admins only): widgets stop accepting it.
+/// Revokes a domain (admins only): it is no longer verified, so widgets can no longer be
+/// pointed at it.
 #[utoipa::path(delete, path = "/api/v1/domains/{id}", tag = "domains", security(("bearer" = [])),
     params(("id" = String, Path, description = "Domain id")),
     responses((status = 204, description = "Revoked"), (status = 404, body = crate::error::Problem)))]

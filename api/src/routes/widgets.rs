@@ -261,20 +261,18 @@ pub(crate) async fn update_widget(
             .map(domain_ids)
             .transpose()?,
     };
-    let stream = stream_id(auth.principal.tenant_id, id);
-    let context = auth.context();
-    let mut outcome = state
+    let command = WidgetCommand::Update {
+        changes,
+        enabled: body.enabled,
+    };
+    let outcome = state
         .widgets
-        .execute(&stream, WidgetCommand::Update { changes }, &context)
+        .execute(
+            &stream_id(auth.principal.tenant_id, id),
+            command,
+            &auth.context(),
+        )
         .await?;
-    if let Some(enabled) = body.enabled {
-        let toggle = if enabled {
-            WidgetCommand::Enable
-        } else {
-            WidgetCommand::Disable
-        };
-        outcome = state.widgets.execute(&stream, toggle, &context).await?;
-    }
     WidgetView::of(id, &outcome.aggregate, outcome.version)
         .map(Json)
         .ok_or_else(not_found)

@@ -36,14 +36,13 @@ pub enum WidgetCommand {
         public_key: String,
     },
     /// Change some settings.
+    /// Change settings and/or enable or disable it, all or nothing.
     Update {
         /// The changes.
         changes: WidgetPatch,
+        /// `Some(true)` lets it run on sites, `Some(false)` stops it.
+        enabled: Option<bool>,
     },
-    /// Let it run on sites.
-    Enable,
-    /// Stop it running on sites.
-    Disable,
     /// Delete it.
     Delete,
 }
@@ -121,23 +120,28 @@ impl Aggregate for Widget {
         else {
             return Err(WidgetError::NotFound);
         };
-        let event = match command {
+        match command {
             WidgetCommand::Create { .. } => unreachable!("handled above"),
-            WidgetCommand::Update { changes } => {
-                if changes.is_noop_for(&settings) {
-                    return Ok(());
+            WidgetCommand::Update { changes, enabled } => {
+                if !changes.is_noop_for(&settings) {
+                    if let Some(domains) = &changes.allowed_domains {
+                        Widget::ensure_verified(services, tenant_id, domains).await?;
+                    }
+                    sink.write(WidgetEvent::WidgetSettingsUpdated { changes }, self)
+                        .await;
                 }
-                if let Some(domains) = &changes.allowed_domains {
-                    Widget::ensure_verified(services, tenant_id, domains).await?;
+                match enabled {
+                    Some(true) if !self.enabled => {
+                        sink.write(WidgetEvent::WidgetEnabled {}, self).await
+                    }
+                    Some(false) if self.enabled => {
+                        sink.write(WidgetEvent::WidgetDisabled {}, self).await
+                    }
+                    _ => {}
                 }
-                WidgetEvent::WidgetSettingsUpdated { changes }
             }
-            WidgetCommand::Enable if !self.enabled => WidgetEvent::WidgetEnabled {},
-            WidgetCommand::Disable if self.enabled => WidgetEvent::WidgetDisabled {},
-            WidgetCommand::Enable | WidgetCommand::Disable => return Ok(()),
-            WidgetCommand::Delete => WidgetEvent::WidgetDeleted {},
-        };
-        sink.write(event, self).await;
+            WidgetCommand::Delete => sink.write(WidgetEvent::WidgetDeleted {}, self).await,
+        }
         Ok(())
     }
 

@@ -73,6 +73,7 @@ fn a_widget_may_list_verified_domains_only() {
                 allowed_domains: Some(vec![other]),
                 ..Default::default()
             },
+            enabled: None,
         })
         .then_expect_error(WidgetError::DomainNotVerified(other));
 }
@@ -89,6 +90,7 @@ fn an_update_records_only_real_changes() {
         .given(vec![created(tenant_id, vec![])])
         .when(WidgetCommand::Update {
             changes: changes.clone(),
+            enabled: None,
         })
         .then_expect_events(vec![E::WidgetSettingsUpdated { changes }]);
     given(DomainId::new())
@@ -98,21 +100,50 @@ fn an_update_records_only_real_changes() {
                 theme: Some(Theme::Auto),
                 ..Default::default()
             },
+            enabled: Some(true),
         })
         .then_expect_events(vec![]);
 }
 
 #[test]
-fn disabling_and_enabling_toggle_once() {
+fn settings_and_enabling_change_together_and_only_when_they_differ() {
     let tenant_id = TenantId::new();
+    let changes = WidgetPatch {
+        theme: Some(Theme::Dark),
+        ..Default::default()
+    };
     given(DomainId::new())
         .given(vec![created(tenant_id, vec![])])
-        .when(WidgetCommand::Disable)
-        .then_expect_events(vec![E::WidgetDisabled {}]);
+        .when(WidgetCommand::Update {
+            changes: changes.clone(),
+            enabled: Some(false),
+        })
+        .then_expect_events(vec![
+            E::WidgetSettingsUpdated { changes },
+            E::WidgetDisabled {},
+        ]);
     given(DomainId::new())
         .given(vec![created(tenant_id, vec![])])
-        .when(WidgetCommand::Enable)
+        .when(WidgetCommand::Update {
+            changes: WidgetPatch::default(),
+            enabled: Some(true),
+        })
         .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_refused_change_disables_nothing() {
+    let (tenant_id, unverified) = (TenantId::new(), DomainId::new());
+    given(DomainId::new())
+        .given(vec![created(tenant_id, vec![])])
+        .when(WidgetCommand::Update {
+            changes: WidgetPatch {
+                allowed_domains: Some(vec![unverified]),
+                ..Default::default()
+            },
+            enabled: Some(false),
+        })
+        .then_expect_error(WidgetError::DomainNotVerified(unverified));
 }
 
 #[test]
@@ -120,7 +151,10 @@ fn a_deleted_widget_is_gone() {
     let tenant_id = TenantId::new();
     given(DomainId::new())
         .given(vec![created(tenant_id, vec![]), E::WidgetDeleted {}])
-        .when(WidgetCommand::Enable)
+        .when(WidgetCommand::Update {
+            changes: WidgetPatch::default(),
+            enabled: Some(true),
+        })
         .then_expect_error(WidgetError::NotFound);
     given(DomainId::new())
         .given_no_previous_events()
