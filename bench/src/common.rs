@@ -1,0 +1,60 @@
+//! What the benchmarks share: a fresh database and latency summaries.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Executor, PgPool};
+
+/// A fresh, migrated database on `DATABASE_URL`'s server, or in the private cluster under
+/// `target/bench-pg`; answers a pool and a URL for other processes.
+pub async fn database() -> anyhow::Result<(PgPool, String)> {
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let (server, url) = match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let base = url.split('?').next().unwrap_or(&url);
+            let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+            (url.parse()?, format!("{server}/{name}"))
+        }
+        Err(_) => {
+            let cluster = api::cluster::PrivateCluster::start("target/bench-pg".as_ref(), true)?;
+            let url = format!(
+                "postgres://postgres@localhost/{name}?host={}",
+                cluster.socket_dir().display()
+            );
+            (cluster.connect_options("postgres"), url)
+        }
+    };
+    server
+        .connect()
+        .await?
+        .execute(format!("create database {name}").as_str())
+        .await?;
+    let pool = api::startup::connect(server.database(&name)).await?;
+    commands::MIGRATOR.run(&pool).await?;
+    Ok((pool, url))
+}
+
+/// p50, p95 and p99 of `times` in milliseconds, as a table row and as JSON.
+pub fn summary(name: &str, times: &mut [Duration]) -> (String, Value) {
+    times.sort();
+    let at = |p: f64| {
+        let index = ((times.len() as f64 - 1.0) * p).round() as usize;
+        times.get(index).map_or(0.0, |t| t.as_secs_f64() * 1000.0)
+    };
+    let (p50, p95, p99) = (at(0.5), at(0.95), at(0.99));
+    (
+        format!(
+            "{name:<28} {:>8} {p50:>9.2} {p95:>9.2} {p99:>9.2}",
+            times.len()
+        ),
+        json!({"name": name, "count": times.len(), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}),
+    )
+}
+
+/// The header of [`summary`] rows.
+pub fn summary_header() -> String {
+    format!(
+        "{:<28} {:>8} {:>9} {:>9} {:>9}",
+        "operation", "count", "p50 ms", "p95 ms", "p99 ms"
+    )
+}
