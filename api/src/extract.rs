@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use commands::context::CommandContext;
-use commands::tenancy::{self, Principal, Role};
+use commands::tenancy::{Principal, Role};
 use domain::actor::Actor;
 use domain::ids::InvalidId;
 use serde::de::DeserializeOwned;
@@ -144,7 +144,9 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
-        let principal = tenancy::authenticate(&state.pool, token)
+        let principal = state
+            .tokens
+            .authenticate(&state.pool, token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?;
         let request_id = parts

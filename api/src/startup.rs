@@ -10,6 +10,7 @@ use commands::bus::CommandBus;
 use commands::directory::DomainDirectory;
 use commands::proofs::{NetworkProofs, ProofSettings};
 use commands::store::EventStore;
+use commands::tenancy::TokenCache;
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
 use projections::runtime::Projectors;
@@ -25,6 +26,8 @@ use crate::{routes, telemetry};
 /// Events between two snapshots of a conversation. Snapshots make a long conversation cost
 /// about what a short one costs to command; more often would make every write heavier.
 const CONVERSATION_SNAPSHOT_EVERY: usize = 100;
+/// How long a token lookup is remembered.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 /// Widgets and domains have short histories; snapshots rarely matter for them.
 const SMALL_AGGREGATE_SNAPSHOT_EVERY: usize = 50;
 
@@ -140,6 +143,7 @@ pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Resul
             SMALL_AGGREGATE_SNAPSHOT_EVERY,
         )),
         pool,
+        tokens: Arc::new(TokenCache::new(TOKEN_CACHE_TTL)),
         metrics: telemetry::metrics_handle(),
         public_url: args.public_url(bound).into(),
     })

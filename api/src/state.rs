@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use commands::bus::CommandBus;
+use commands::tenancy::TokenCache;
 use domain::conversation::Conversation;
 use domain::web_domain::Domain;
 use domain::widget::Widget;
@@ -14,6 +15,8 @@ use sqlx::PgPool;
 pub struct AppState {
     /// The database.
     pub pool: PgPool,
+    /// Recent token lookups.
+    pub tokens: Arc<TokenCache>,
     /// Runs conversation commands.
     pub conversations: Arc<CommandBus<Conversation>>,
     /// Runs widget commands.

@@ -41,7 +41,8 @@ pub struct IdempotencyRecord<'a> {
     pub key: &'a str,
     /// Hash of what was asked, to refuse the key's reuse for something else.
     pub fingerprint: &'a str,
-    /// Builds the answer once the commit's version and position are known.
+    /// Builds the answer from the commit's version; the store writes the position the events
+    /// reached into the answer's top-level `position` field.
     pub response: &'a (dyn Fn(Committed) -> Value + Sync),
 }
 
@@ -82,36 +83,62 @@ impl EventStore {
         &self.pool
     }
 
-    /// Loads an aggregate from its snapshot, if it has a readable one, and the events after it.
-    /// A snapshot that no longer deserializes (the aggregate's shape changed) is ignored, and
-    /// the aggregate is replayed from its first event.
+    /// Loads an aggregate from its snapshot, if it has a readable one, and the events after
+    /// it, in one round trip. A snapshot that no longer deserializes (the aggregate's shape
+    /// changed) is ignored, and the aggregate is replayed from its first event.
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
-        let repo = PostgresEventRepository::new(self.pool.clone());
-        let snapshot = repo
-            .get_snapshot::<A>(aggregate_id)
-            .await
-            .map_err(persistence)?
-            .and_then(|s| {
-                let aggregate = serde_json::from_value::<A>(s.aggregate).ok()?;
-                Some((aggregate, s.current_sequence))
-            });
-        let (mut aggregate, snapshot_version) = snapshot.unwrap_or_default();
-        let events = repo
-            .get_last_events::<A>(aggregate_id, snapshot_version)
-            .await
-            .map_err(persistence)?;
+        let rows: Vec<(bool, i64, Value)> = sqlx::query_as(
+            "with s as (select last_sequence, payload from snapshots
+                         where aggregate_type = $1 and aggregate_id = $2)
+             select true, last_sequence, payload from s
+             union all
+             select false, sequence, payload from events
+              where aggregate_type = $1 and aggregate_id = $2
+                and sequence > coalesce((select last_sequence from s), 0)
+             order by 1 desc, 2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rows = rows.into_iter().peekable();
+        let snapshot = rows.next_if(|(is_snapshot, _, _)| *is_snapshot);
+        let (mut aggregate, snapshot_version) = match snapshot {
+            None => (A::default(), 0),
+            Some((_, version, state)) => match serde_json::from_value::<A>(state) {
+                Ok(aggregate) => (aggregate, version as usize),
+                Err(_) => {
+                    return Ok(Loaded {
+                        aggregate: self.replay(aggregate_id).await?,
+                        version: self.version_of::<A>(aggregate_id).await?,
+                        snapshot_version: 0,
+                    });
+                }
+            },
+        };
         let mut version = snapshot_version;
-        for event in events {
-            version = event.sequence;
-            let envelope = EventEnvelope::<A>::try_from(event)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            aggregate.apply(envelope.payload);
+        for (_, sequence, payload) in rows {
+            version = sequence as usize;
+            let event =
+                serde_json::from_value(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            aggregate.apply(event);
         }
         Ok(Loaded {
             aggregate,
             version,
             snapshot_version,
         })
+    }
+
+    async fn version_of<A: Aggregate>(&self, aggregate_id: &str) -> Result<usize, StoreError> {
+        let version: i64 = sqlx::query_scalar(
+            "select coalesce(max(sequence), 0) from events where aggregate_type = $1 and aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(version as usize)
     }
 
     /// Replays an aggregate from its first event, ignoring snapshots: what auditors trust,
@@ -156,15 +183,42 @@ impl EventStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let version = loaded.version + events.len();
 
-        let mut tx = self.pool.begin().await?;
-        let position: i64 = sqlx::query_scalar(
-            "insert into events
-                 (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                  payload, metadata, tenant_id)
-             select $1, $2, e.sequence, e.event_type, e.event_version, e.payload, $7, $8
-               from unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
-                    as e(sequence, event_type, event_version, payload)
-             returning position",
+        let snapshot = (version - loaded.snapshot_version >= snapshot_every)
+            .then(|| serde_json::to_value(&loaded.aggregate))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let response = idempotency.map(|record| {
+            (record.response)(Committed {
+                version,
+                position: 0,
+            })
+        });
+        // One statement, so one round trip and atomic without an explicit transaction: the
+        // events, the snapshot when one is due, the idempotency record when there is a key.
+        let position: Option<i64> = sqlx::query_scalar(
+            "with appended as (
+                 insert into events
+                     (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                      payload, metadata, tenant_id)
+                 select $1, $2, e.sequence, e.event_type, e.event_version, e.payload, $7, $8
+                   from unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                        as e(sequence, event_type, event_version, payload)
+                 returning position),
+             snapshot as (
+                 insert into snapshots
+                     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+                 select $1, $2, $9, 1, $10 where $10::jsonb is not null
+                 on conflict (aggregate_type, aggregate_id) do update
+                    set last_sequence = excluded.last_sequence,
+                        current_snapshot = snapshots.current_snapshot + 1,
+                        payload = excluded.payload
+                  where snapshots.last_sequence < excluded.last_sequence),
+             idempotency as (
+                 insert into idempotency_keys (tenant_id, key, request_fingerprint, response)
+                 select $8, $11, $12,
+                        jsonb_set($13, '{position}', to_jsonb((select max(position) from appended)))
+                  where $11::text is not null)
+             select max(position) from appended",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)
@@ -174,53 +228,21 @@ impl EventStore {
         .bind(&payloads)
         .bind(&metadata)
         .bind(context.tenant_id.as_uuid())
-        .fetch_all(&mut *tx)
+        .bind(version as i64)
+        .bind(snapshot)
+        .bind(idempotency.map(|record| record.key))
+        .bind(idempotency.map(|record| record.fingerprint))
+        .bind(response)
+        .fetch_one(&self.pool)
         .await
-        .map_err(conflict_or)?
-        .into_iter()
-        .max()
-        .ok_or_else(|| StoreError::Corrupt("no event was written".into()))?;
-
-        if version - loaded.snapshot_version >= snapshot_every {
-            let state = serde_json::to_value(&loaded.aggregate)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query(
-                "insert into snapshots
-                     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-                 values ($1, $2, $3, 1, $4)
-                 on conflict (aggregate_type, aggregate_id) do update
-                    set last_sequence = excluded.last_sequence,
-                        current_snapshot = snapshots.current_snapshot + 1,
-                        payload = excluded.payload
-                  where snapshots.last_sequence < excluded.last_sequence",
-            )
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(version as i64)
-            .bind(&state)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        let committed = Committed { version, position };
-        if let Some(record) = idempotency {
-            sqlx::query(
-                "insert into idempotency_keys (tenant_id, key, request_fingerprint, response)
-                 values ($1, $2, $3, $4)",
-            )
-            .bind(context.tenant_id.as_uuid())
-            .bind(record.key)
-            .bind(record.fingerprint)
-            .bind((record.response)(committed))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match unique_violation(&e) {
-                Some("idempotency_keys_pkey") => StoreError::IdempotencyRace,
-                _ => StoreError::Database(e),
-            })?;
-        }
-        tx.commit().await.map_err(conflict_or)?;
-        Ok(committed)
+        .map_err(|e| match unique_violation(&e) {
+            Some("events_pkey") => StoreError::Conflict,
+            Some("idempotency_keys_pkey") => StoreError::IdempotencyRace,
+            _ => StoreError::Database(e),
+        })?;
+        let position =
+            position.ok_or_else(|| StoreError::Corrupt("no event was written".into()))?;
+        Ok(Committed { version, position })
     }
 
     /// The stored answer for an idempotency key: its request fingerprint and response.
@@ -266,13 +288,6 @@ fn unique_violation(error: &sqlx::Error) -> Option<&str> {
     match error {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => db.constraint(),
         _ => None,
-    }
-}
-
-fn conflict_or(error: sqlx::Error) -> StoreError {
-    match unique_violation(&error) {
-        Some("events_pkey") => StoreError::Conflict,
-        _ => StoreError::Database(error),
     }
 }
 

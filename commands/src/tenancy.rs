@@ -199,6 +199,59 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
     }))
 }
 
+/// Recent token lookups, kept for a few seconds: every request authenticates, and the lookup
+/// is a round trip that would otherwise precede every command. Only tokens that were valid are
+/// kept, so an unknown token always goes to the database; a token's agent or role change is
+/// seen within `ttl`.
+pub struct TokenCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Principal, std::time::Instant)>>,
+}
+
+impl TokenCache {
+    /// Tokens remembered at most this many at once; the cache is emptied when it is full.
+    const CAPACITY: usize = 10_000;
+
+    /// A cache that keeps a lookup for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    /// Like [`authenticate`], answered from memory when the token was seen within `ttl`.
+    pub async fn authenticate(
+        &self,
+        pool: &PgPool,
+        token: &str,
+    ) -> Result<Option<Principal>, sqlx::Error> {
+        let hash = hash_token(token);
+        let cached = self
+            .entries
+            .lock()
+            .expect("the token cache lock is never poisoned")
+            .get(&hash)
+            .filter(|(_, seen)| seen.elapsed() < self.ttl)
+            .map(|(principal, _)| *principal);
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let principal = authenticate(pool, token).await?;
+        if let Some(principal) = principal {
+            let mut entries = self
+                .entries
+                .lock()
+                .expect("the token cache lock is never poisoned");
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(hash, (principal, std::time::Instant::now()));
+        }
+        Ok(principal)
+    }
+}
+
 /// The tenant's agents, oldest first.
 pub async fn list_agents(pool: &PgPool, tenant: TenantId) -> Result<Vec<Agent>, sqlx::Error> {
     sqlx::query_as(

@@ -445,9 +445,9 @@ async fn a_search_matching_hundreds_of_conversations_pages_newest_first() {
     let rows = page["data"].as_array().unwrap();
     assert_eq!(rows.len(), 100);
     assert!(page["meta"]["next_cursor"].is_string());
-    let times: Vec<&str> = rows
+    let times: Vec<chrono::DateTime<Utc>> = rows
         .iter()
-        .map(|c| c["last_activity_at"].as_str().unwrap())
+        .map(|c| c["last_activity_at"].as_str().unwrap().parse().unwrap())
         .collect();
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
