@@ -1,6 +1,11 @@
 //! What the benchmarks share: a fresh database and latency summaries.
 
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
 
 use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Executor, PgPool};
@@ -57,4 +62,46 @@ pub fn summary_header() -> String {
         "{:<28} {:>8} {:>9} {:>9} {:>9}",
         "operation", "count", "p50 ms", "p95 ms", "p99 ms"
     )
+}
+
+/// Starts the server binary on the database at `url` and a free port; answers the process
+/// and its base URL once it is healthy.
+pub async fn start_server(binary: &Path, url: &str) -> anyhow::Result<(Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let child = Command::new(binary)
+        .args(["serve", "--listen", &address])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "could not start {} (build it with cargo build --release)",
+                binary.display()
+            )
+        })?;
+    let base = format!("http://{address}");
+    for _ in 0..300 {
+        if reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok((child, base));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the server did not become healthy")
+}
+
+/// Peak resident memory of a process so far, in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +12,9 @@ use anyhow::Context;
 use futures::future::join_all;
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use crate::common::{database, summary, summary_header};
+use crate::common::{database, peak_rss_mib, start_server, summary, summary_header};
 
 /// What to run.
 #[derive(Debug, clap::Args)]
@@ -78,46 +76,6 @@ impl World {
             Err(_) => (0, Value::Null),
         }
     }
-}
-
-async fn start_server(options: &Options, url: &str) -> anyhow::Result<(Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(&options.server)
-        .args(["serve", "--listen", &address])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "could not start {} (build it with cargo build --release)",
-                options.server.display()
-            )
-        })?;
-    let base = format!("http://{address}");
-    for _ in 0..300 {
-        if reqwest::get(format!("{base}/healthz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok((child, base));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("the server did not become healthy")
-}
-
-/// Peak resident memory of a process so far, in MiB (Linux `VmHWM`).
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// One worker: picks operations at random until the deadline.
@@ -249,7 +207,7 @@ async fn probe_lag(world: Arc<World>, conversation: String, deadline: Instant) -
 /// Runs the load and prints the report.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let (pool, url) = database().await?;
-    let (server, base) = start_server(&options, &url).await?;
+    let (server, base) = start_server(&options.server, &url).await?;
     let pid = server.id().context("the server has a pid")?;
     let admin = commands::tenancy::create_tenant(&pool, "Load", "admin@example.com").await?;
     let client = reqwest::Client::builder()

@@ -3,9 +3,11 @@
 //! - `read-path`: inbox list and search latency on a large tenant, projector speed.
 //! - `load`: a realistic mix of commands and queries against a running server process at a
 //!   given concurrency: throughput, latency per operation, projection lag, server memory.
+//! - `history`: command latency on a 10,000-event conversation against a 10-event one.
 #![forbid(unsafe_code)]
 
 mod common;
+mod history;
 mod load;
 mod read_path;
 
@@ -33,6 +35,8 @@ enum Bench {
     },
     /// A mix of commands and queries against a server process, at a fixed concurrency.
     Load(load::Options),
+    /// Command latency on a conversation with a long history versus a short one.
+    History(history::Options),
 }
 
 #[tokio::main]
@@ -44,5 +48,6 @@ async fn main() -> anyhow::Result<()> {
             requests,
         } => read_path::run(conversations, messages, requests).await,
         Bench::Load(options) => load::run(options).await,
+        Bench::History(options) => history::run(options).await,
     }
 }

@@ -1,11 +1,12 @@
-//! The event store on PostgreSQL.
+//! The event store on PostgreSQL, over postgres-es's `events` and `snapshots` tables.
 //!
-//! Reading an aggregate goes through postgres-es's repository (its snapshot and events
-//! queries over the same tables). Writing does not: postgres-es commits one INSERT per event
-//! in a transaction of its own, and cqrs-es 0.5's snapshot path stores the new events twice
-//! (DESIGN.md, the spike). Our commit writes the events in one statement, the snapshot taken
-//! from the aggregate exactly as the events left it, and the idempotency record, all in one
-//! short transaction, and answers the global positions the events reached.
+//! A command costs two statements: one reads the snapshot and the events after it, one writes
+//! the new events, the snapshot when one is due (taken from the aggregate exactly as the
+//! events left it: cqrs-es 0.5's own snapshot path stores the new events twice, DESIGN.md)
+//! and the idempotency record, atomically, answering the global position reached.
+//! postgres-es's repository, which commits one `INSERT` per event in a transaction of its own,
+//! is used where a plain replay is wanted: auditors' full replays and the fallback when a
+//! snapshot no longer reads.
 
 use cqrs_es::persist::PersistedEventRepository;
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
