@@ -164,7 +164,7 @@ impl From<StoreError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        StoreError::Database(error).into()
+        StoreError::from(error).into()
     }
 }
 

@@ -61,7 +61,7 @@ pub enum StoreError {
     Corrupt(String),
     /// The database failed.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// postgres-es could not reach or read the database.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
@@ -109,9 +109,10 @@ impl EventStore {
             Some((_, version, state)) => match serde_json::from_value::<A>(state) {
                 Ok(aggregate) => (aggregate, version as usize),
                 Err(_) => {
+                    let (aggregate, version) = self.replay_with_version(aggregate_id).await?;
                     return Ok(Loaded {
-                        aggregate: self.replay(aggregate_id).await?,
-                        version: self.version_of::<A>(aggregate_id).await?,
+                        aggregate,
+                        version,
                         snapshot_version: 0,
                     });
                 }
@@ -131,35 +132,34 @@ impl EventStore {
         })
     }
 
-    async fn version_of<A: Aggregate>(&self, aggregate_id: &str) -> Result<usize, StoreError> {
-        let version: i64 = sqlx::query_scalar(
-            "select coalesce(max(sequence), 0) from events where aggregate_type = $1 and aggregate_id = $2",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(version as usize)
-    }
-
     /// Replays an aggregate from its first event, ignoring snapshots: what auditors trust,
     /// and what tests compare snapshots against.
     pub async fn replay<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, StoreError> {
+        Ok(self.replay_with_version(aggregate_id).await?.0)
+    }
+
+    /// The replayed aggregate and the sequence of its last event, from one read.
+    async fn replay_with_version<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<(A, usize), StoreError> {
         let repo = PostgresEventRepository::new(self.pool.clone());
         let mut aggregate = A::default();
+        let mut version = 0;
         for event in repo
             .get_events::<A>(aggregate_id)
             .await
             .map_err(persistence)?
         {
+            version = event.sequence;
             let envelope = EventEnvelope::<A>::try_from(event)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             aggregate.apply(envelope.payload);
         }
-        Ok(aggregate)
+        Ok((aggregate, version))
     }
 
-    /// Commits `events`, produced from `loaded`, in one transaction, together with a new
+    /// Commits `events`, produced from `loaded`, in one statement, together with a new
     /// snapshot when `snapshot_every` events have passed since the last one and with the
     /// idempotency record if there is one. `loaded.aggregate` must already have the events
     /// applied (cqrs-es's sink does that), so the snapshot is exactly the new state.
@@ -281,6 +281,21 @@ impl EventStore {
             .iter()
             .filter_map(|stream| stream.rsplit(':').next()?.parse().ok())
             .collect())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A database that cannot be reached is `Unavailable` (the client may retry); any other
+    /// database error is unexpected.
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(error.to_string()),
+            other => Self::Database(other),
+        }
     }
 }
 

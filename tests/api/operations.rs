@@ -38,6 +38,16 @@ async fn readiness_fails_when_postgres_is_unreachable() {
         "ok",
         "the process itself is alive"
     );
+    let command = reqwest::Client::new()
+        .post(format!("{address}/api/v1/conversations"))
+        .bearer_auth("upz_any")
+        .json(&serde_json::json!({"source": "api"}))
+        .send()
+        .await
+        .unwrap();
+    let got = answer(command).await;
+    assert_eq!(got.headers["retry-after"], "1");
+    got.problem(503, "service_unavailable");
 }
 
 #[tokio::test]
