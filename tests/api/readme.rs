@@ -82,6 +82,14 @@ async fn the_readme_walk_through_works_as_written() {
     );
     assert!(stdout.contains("\"status_regression\""), "{stdout}");
     assert!(stdout.contains("\"email\": \"ann@acme.test\""), "{stdout}");
+    assert!(
+        stdout.contains("\"contact_name\": \"Bob\""),
+        "the inbox lists Bob: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"status\": \"read\""),
+        "the reply shows as read: {stdout}"
+    );
 
     let pool = crate::helpers::pool(&database).await;
     let types: Vec<String> = sqlx::query_scalar("select event_type from events order by position")
