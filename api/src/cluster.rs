@@ -174,9 +174,29 @@ impl PrivateCluster {
 
     /// Stops the cluster, letting open transactions finish quickly (`fast` mode).
     pub fn stop(&self) -> Result<(), ClusterError> {
+        self.pg_ctl("stop")
+    }
+
+    /// Restarts the cluster (`fast` mode): every connection is cut. The fault benchmark uses
+    /// it to show that the service comes back by itself.
+    pub fn restart(&self) -> Result<(), ClusterError> {
+        self.pg_ctl("restart")
+    }
+
+    fn pg_ctl(&self, action: &str) -> Result<(), ClusterError> {
+        let log = self.pgdata.join("server.log");
         self.tool(
             "pg_ctl",
-            &["stop", "--wait", "-m", "fast", "-D", path_str(&self.pgdata)],
+            &[
+                action,
+                "--wait",
+                "-m",
+                "fast",
+                "-D",
+                path_str(&self.pgdata),
+                "-l",
+                path_str(&log),
+            ],
         )
         .map(drop)
     }

@@ -4,9 +4,11 @@
 //! - `load`: a realistic mix of commands and queries against a running server process at a
 //!   given concurrency: throughput, latency per operation, projection lag, server memory.
 //! - `history`: command latency on a 10,000-event conversation against a 10-event one.
+//! - `faults`: SIGKILL of the server and a PostgreSQL restart under load.
 #![forbid(unsafe_code)]
 
 mod common;
+mod faults;
 mod history;
 mod load;
 mod read_path;
@@ -37,6 +39,8 @@ enum Bench {
     Load(load::Options),
     /// Command latency on a conversation with a long history versus a short one.
     History(history::Options),
+    /// SIGKILL of the server and a PostgreSQL restart under load: nothing acknowledged lost.
+    Faults(faults::Options),
 }
 
 #[tokio::main]
@@ -49,5 +53,6 @@ async fn main() -> anyhow::Result<()> {
         } => read_path::run(conversations, messages, requests).await,
         Bench::Load(options) => load::run(options).await,
         Bench::History(options) => history::run(options).await,
+        Bench::Faults(options) => faults::run(options).await,
     }
 }
