@@ -28,8 +28,6 @@ const MAX_BACKOFF_MS: u64 = 50;
 pub struct Outcome<A: Aggregate> {
     /// The aggregate after the command.
     pub aggregate: A,
-    /// The events it produced; empty when the command changed nothing.
-    pub events: Vec<A::Event>,
     /// The aggregate's version after the command.
     pub version: usize,
     /// The global position reached; `None` when nothing was written.
@@ -169,7 +167,6 @@ where
                 return Ok(Execution::Ran(Outcome {
                     version: loaded.version,
                     aggregate: loaded.aggregate,
-                    events,
                     position: None,
                 }));
             }
@@ -190,7 +187,6 @@ where
                         .increment(1);
                     return Ok(Execution::Ran(Outcome {
                         aggregate: loaded.aggregate,
-                        events,
                         version,
                         position: Some(position),
                     }));

@@ -79,11 +79,6 @@ impl EventStore {
         Self { pool }
     }
 
-    /// The pool, for callers that read other tables in the same database.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Loads an aggregate from its snapshot, if it has a readable one, and the events after
     /// it, in one round trip. A snapshot that no longer deserializes (the aggregate's shape
     /// changed) is ignored, and the aggregate is replayed from its first event.
