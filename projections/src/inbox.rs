@@ -30,6 +30,14 @@ pub const NAME: &str = "inbox";
 /// How much of the last message the list shows, in characters.
 const PREVIEW_CHARS: usize = 140;
 
+/// PostgreSQL refuses a tsvector of 1 MB or more, and one refused statement would stop the
+/// projector for everyone. So a batch adds at most this much text to a conversation's search
+/// document (only messages that start within it), and a document stops growing near
+/// [`MAX_SEARCH_DOCUMENT_BYTES`]: later text of a very long conversation is not searchable.
+const MAX_SEARCH_TEXT_PER_BATCH: usize = 100_000;
+/// See [`MAX_SEARCH_TEXT_PER_BATCH`].
+const MAX_SEARCH_DOCUMENT_BYTES: i32 = 900_000;
+
 /// The inbox projector.
 pub struct Inbox;
 
@@ -395,8 +403,10 @@ impl Batch {
                     Some(content.as_str().chars().take(PREVIEW_CHARS).collect());
                 row.last_message_at = Some(at);
             }
-            touched.search.push(' ');
-            touched.search.push_str(content.as_str());
+            if touched.search.len() < MAX_SEARCH_TEXT_PER_BATCH {
+                touched.search.push(' ');
+                touched.search.push_str(content.as_str());
+            }
             let status = (direction == Direction::Outgoing).then(|| text(&DeliveryStatus::Pending));
             let message = Self::message(
                 &mut self.messages,
@@ -503,7 +513,11 @@ impl Batch {
                  waiting_since = excluded.waiting_since,
                  last_outgoing_status = excluded.last_outgoing_status,
                  last_outgoing_message_id = excluded.last_outgoing_message_id,
-                 search = inbox_conversations.search || excluded.search",
+                 search = case
+                     when pg_column_size(inbox_conversations.search) + pg_column_size(excluded.search)
+                          < $23
+                     then inbox_conversations.search || excluded.search
+                     else inbox_conversations.search end",
         )
         .bind(rows.iter().map(|t| t.row.tenant_id).collect::<Vec<_>>())
         .bind(
@@ -547,6 +561,7 @@ impl Batch {
         .bind(column(|r| r.last_outgoing_status.clone()))
         .bind(id(|r| r.last_outgoing_message_id))
         .bind(rows.iter().map(|t| t.search.clone()).collect::<Vec<_>>())
+        .bind(MAX_SEARCH_DOCUMENT_BYTES)
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -455,3 +455,44 @@ async fn a_search_matching_hundreds_of_conversations_pages_newest_first() {
     let one = read(&app, admin, "/conversations?q=%22shopper%2077%22", &last).await;
     assert_eq!(one["data"].as_array().unwrap().len(), 1, "{one:#}");
 }
+
+#[tokio::test]
+async fn a_conversation_too_long_to_search_whole_does_not_stop_the_inbox() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let (long, _) = start(&app, admin, "Verbose", "verbose@example.com").await;
+    let first = say(&app, admin, &long, "incoming", "findme-first").await;
+    // About 1.3 MB of distinct words: more than one search document can hold.
+    for _ in 0..130 {
+        let words: Vec<String> = (0..300)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        say(&app, admin, &long, "incoming", &words.join(" ")).await;
+    }
+    let last = say(&app, admin, &long, "incoming", "still here").await;
+    let timeline = read(
+        &app,
+        admin,
+        &format!("/conversations/{long}/messages?limit=1"),
+        &last["position"],
+    )
+    .await;
+    assert_eq!(
+        timeline["data"][0]["content"], "still here",
+        "the inbox kept up"
+    );
+    let found = read(
+        &app,
+        admin,
+        "/conversations?q=findme-first",
+        &first["position"],
+    )
+    .await;
+    assert_eq!(found["data"][0]["id"], long);
+    let (bob, position) = start(&app, admin, "Bob", "bob@example.com").await;
+    let listed = read(&app, admin, "/conversations?q=bob", &position).await;
+    assert_eq!(
+        listed["data"][0]["id"], bob,
+        "later conversations are projected too"
+    );
+}
