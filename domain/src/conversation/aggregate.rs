@@ -45,7 +45,10 @@ pub struct Conversation {
     pub team: Option<TeamId>,
     /// Labels, sorted.
     pub labels: BTreeSet<Label>,
-    /// Every message and note, so ids stay unique and statuses move forward only.
+    /// Every message and note, so ids stay unique and statuses move forward only. Stored
+    /// in snapshots as one compact string: a long conversation's snapshot is read on every
+    /// command, and a JSON object per message made it several times larger and slower.
+    #[serde(with = "compact")]
     pub messages: BTreeMap<MessageId, MessageState>,
     /// The newest message or note.
     pub last_message_id: Option<MessageId>,
@@ -324,6 +327,78 @@ impl Aggregate for Conversation {
                 self.labels.remove(&label);
             }
         }
+    }
+}
+
+/// The snapshot form of the message table: per message, its id as 32 hex digits and one
+/// letter for its direction and delivery status.
+mod compact {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::MessageState;
+    use crate::conversation::{DeliveryStatus, Direction};
+    use crate::ids::MessageId;
+
+    const ENTRY: usize = 33;
+    const CODES: [(char, Direction, Option<DeliveryStatus>); 7] = [
+        ('i', Direction::Incoming, None),
+        ('n', Direction::Note, None),
+        ('p', Direction::Outgoing, Some(DeliveryStatus::Pending)),
+        ('s', Direction::Outgoing, Some(DeliveryStatus::Sent)),
+        ('d', Direction::Outgoing, Some(DeliveryStatus::Delivered)),
+        ('r', Direction::Outgoing, Some(DeliveryStatus::Read)),
+        ('f', Direction::Outgoing, Some(DeliveryStatus::Failed)),
+    ];
+
+    pub fn serialize<S: Serializer>(
+        messages: &BTreeMap<MessageId, MessageState>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(messages.len() * ENTRY);
+        for (id, state) in messages {
+            let code = CODES
+                .iter()
+                .find(|(_, direction, status)| {
+                    *direction == state.direction && *status == state.status
+                })
+                .map_or('?', |(code, ..)| *code);
+            text.push_str(&id.as_uuid().simple().to_string());
+            text.push(code);
+        }
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<MessageId, MessageState>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if !text.is_ascii() || text.len() % ENTRY != 0 {
+            return Err(D::Error::custom("not a compact message table"));
+        }
+        text.as_bytes()
+            .chunks(ENTRY)
+            .map(|entry| {
+                let (hex, code) = entry.split_at(32);
+                let id = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|hex| MessageId::parse(hex).ok())
+                    .ok_or_else(|| D::Error::custom("bad message id in a snapshot"))?;
+                let (_, direction, status) = CODES
+                    .iter()
+                    .find(|(c, ..)| *c as u8 == code[0])
+                    .ok_or_else(|| D::Error::custom("bad message state in a snapshot"))?;
+                Ok((
+                    id,
+                    MessageState {
+                        direction: *direction,
+                        status: *status,
+                    },
+                ))
+            })
+            .collect()
     }
 }
 
