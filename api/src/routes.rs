@@ -18,6 +18,23 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry;
 
+/// Loads each resource and keeps the live ones: a resource that answers not found (deleted,
+/// revoked) is left out, any other failure fails the whole list.
+pub(crate) async fn live<Id, V, F>(ids: Vec<Id>, load: impl Fn(Id) -> F) -> Result<Vec<V>, ApiError>
+where
+    F: Future<Output = Result<V, ApiError>>,
+{
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        match load(id).await {
+            Ok(view) => views.push(view),
+            Err(gone) if gone.status() == StatusCode::NOT_FOUND => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(views)
+}
+
 /// Every route, with request ids, tracing, metrics and the body limit.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let request_id = HeaderName::from_static("x-request-id");

@@ -438,25 +438,23 @@ pub(crate) async fn assign(
         .as_deref()
         .map(|raw| TeamId::parse(raw).map_err(|e| unprocessable_id("team_id", e)))
         .transpose()?;
+    let unknown = |field: &str, code, what| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            format!("no such {what} in this account"),
+        )
+        .at(field)
+    };
     if let Some(agent) = agent_id
         && !tenancy::agent_exists(&state.pool, tenant, agent).await?
     {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "agent_not_found",
-            "no such agent in this account",
-        )
-        .at("agent_id"));
+        return Err(unknown("agent_id", "agent_not_found", "agent"));
     }
     if let Some(team) = team_id
         && !tenancy::team_exists(&state.pool, tenant, team).await?
     {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "team_not_found",
-            "no such team in this account",
-        )
-        .at("team_id"));
+        return Err(unknown("team_id", "team_not_found", "team"));
     }
     execute(
         &state,

@@ -172,14 +172,7 @@ async fn list(state: &AppState, tenant: TenantId) -> Result<Vec<DomainView>, Api
         .store()
         .resource_ids::<Domain, DomainId>(tenant)
         .await?;
-    let mut views = Vec::with_capacity(ids.len());
-    for id in ids {
-        match load(state, tenant, id).await {
-            Ok(view) => views.push(view),
-            Err(gone) if gone.status() == StatusCode::NOT_FOUND => {}
-            Err(other) => return Err(other),
-        }
-    }
+    let views = super::live(ids, move |id| load(state, tenant, id)).await?;
     Ok(views)
 }
 

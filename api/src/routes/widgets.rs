@@ -313,14 +313,8 @@ pub(crate) async fn list_widgets(
         .store()
         .resource_ids::<Widget, WidgetId>(tenant)
         .await?;
-    let mut views = Vec::with_capacity(ids.len());
-    for id in ids {
-        match load(&state, tenant, id).await {
-            Ok(view) => views.push(view),
-            Err(gone) if gone.status() == StatusCode::NOT_FOUND => {}
-            Err(other) => return Err(other),
-        }
-    }
+    let state = &state;
+    let views = super::live(ids, move |id| load(state, tenant, id)).await?;
     Ok(Json(views))
 }
 
