@@ -6,12 +6,14 @@
 //! - [`inbox`]: the inbox projector (conversation list, messages and delivery status, read
 //!   markers, maintained counters).
 //! - [`queries`]: what the query API reads from those tables.
+//! - [`tail`]: the live tail of the global order that WebSocket clients and feeds follow.
 #![forbid(unsafe_code)]
 
 pub mod inbox;
 pub mod queries;
 pub mod reader;
 pub mod runtime;
+pub mod tail;
 
 use std::sync::Arc;
 
