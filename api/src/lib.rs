@@ -7,6 +7,8 @@
 //! - [`error`], [`extract`]: problem+json errors and strict extractors.
 //! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
 //! - [`telemetry`]: logs and metrics.
+//! - [`realtime`]: the WebSocket endpoints, the live tail's clients, ephemeral signals.
+//! - [`visitor`]: visitor tokens, the widget gate, visitor rate limits.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -14,11 +16,13 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod realtime;
 pub mod rebuild;
 pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod visitor;
 
 use anyhow::Context;
 use config::{Cli, Command, ProjectionsCommand, ServeArgs, TenantCommand};

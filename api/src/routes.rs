@@ -6,6 +6,7 @@ pub(crate) mod domains;
 pub(crate) mod health;
 pub(crate) mod inbox;
 pub(crate) mod teams;
+pub(crate) mod visitor;
 pub(crate) mod widgets;
 
 use axum::extract::DefaultBodyLimit;
@@ -44,9 +45,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(domains::router())
         .merge(widgets::router())
         .merge(conversations::router())
-        .merge(inbox::router());
+        .merge(inbox::router())
+        .merge(crate::realtime::router())
+        .merge(visitor::router(state.clone()));
     Router::new()
         .nest("/api/v1", api)
+        .merge(visitor::script())
         .merge(health::router())
         .fallback(|| async {
             ApiError::not_found(

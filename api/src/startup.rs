@@ -22,7 +22,11 @@ use tokio::sync::watch;
 
 use crate::cluster::{self, PrivateCluster};
 use crate::config::{DatabaseArgs, ServeArgs};
+use crate::realtime::signals::Signals;
 use crate::state::AppState;
+use crate::visitor::gate::WidgetGate;
+use crate::visitor::keys::Keys;
+use crate::visitor::limits::VisitorLimits;
 use crate::{routes, telemetry};
 
 /// Events between two snapshots of a conversation. Snapshots make a long conversation cost
@@ -30,6 +34,9 @@ use crate::{routes, telemetry};
 const CONVERSATION_SNAPSHOT_EVERY: usize = 100;
 /// How long a token lookup is remembered.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a widget's admission (enabled, verified hosts) is reused: disabling a widget or
+/// revoking a domain stops new visitor requests within this time.
+const WIDGET_GATE_TTL: Duration = Duration::from_secs(10);
 /// Widgets and domains have short histories; snapshots rarely matter for them.
 const SMALL_AGGREGATE_SNAPSHOT_EVERY: usize = 50;
 
@@ -123,6 +130,7 @@ pub fn state(
     pool: PgPool,
     args: &ServeArgs,
     bound: SocketAddr,
+    keys: Keys,
     closing: watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
     let store = EventStore::new(pool.clone());
@@ -144,12 +152,16 @@ pub fn state(
             Arc::new(DomainDirectory::new(store.clone())) as Arc<dyn WidgetServices>,
             SMALL_AGGREGATE_SNAPSHOT_EVERY,
         )),
+        gate: Arc::new(WidgetGate::new(store.clone(), WIDGET_GATE_TTL)),
         domains: Arc::new(CommandBus::new(
             store,
             Arc::new(proofs) as Arc<dyn DomainProofs>,
             SMALL_AGGREGATE_SNAPSHOT_EVERY,
         )),
         tail: Tail::start(pool.clone()),
+        signals: Signals::start(pool.clone()),
+        keys: Arc::new(keys),
+        limits: Arc::new(VisitorLimits::default()),
         closing,
         pool,
         tokens: Arc::new(TokenCache::new(TOKEN_CACHE_TTL)),
@@ -174,8 +186,11 @@ impl Application {
             .with_context(|| format!("could not listen on {}", args.listen))?;
         let bound = listener.local_addr()?;
         let (closing, closing_seen) = watch::channel(false);
+        let keys = Keys::load(&pool)
+            .await
+            .context("could not read the signing keys")?;
         let router = routes::router(
-            state(pool.clone(), args, bound, closing_seen)?,
+            state(pool.clone(), args, bound, keys, closing_seen)?,
             args.max_body_bytes,
         );
         Ok(Self {
@@ -201,7 +216,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let projectors = Projectors::start(self.pool, projections::all());
         let closing = self.closing;
-        let served = axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 closing.send_replace(true);

@@ -12,6 +12,11 @@ use projections::tail::Tail;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::realtime::signals::Signals;
+use crate::visitor::gate::WidgetGate;
+use crate::visitor::keys::Keys;
+use crate::visitor::limits::VisitorLimits;
+
 /// Application state, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +36,14 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// The live tail of the global order that WebSocket clients and feeds follow.
     pub tail: Tail,
+    /// Typing, viewing and online signals between instances.
+    pub signals: Signals,
+    /// Signs visitor tokens and derives widget identity secrets.
+    pub keys: Arc<Keys>,
+    /// Lets widgets run only on their verified domains.
+    pub gate: Arc<WidgetGate>,
+    /// Visitor rate limits.
+    pub limits: Arc<VisitorLimits>,
     /// Turns true when the server begins to shut down, so long-lived connections (WebSocket,
     /// SSE) close and let the graceful shutdown finish.
     pub closing: watch::Receiver<bool>,

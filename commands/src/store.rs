@@ -277,6 +277,24 @@ impl EventStore {
             .filter_map(|stream| stream.rsplit(':').next()?.parse().ok())
             .collect())
     }
+
+    /// The tenant that owns resource `id` of an aggregate type, found by the id alone: for
+    /// callers that hold a public identifier (a widget's key) and no credential of a tenant.
+    pub async fn tenant_of_stream(
+        &self,
+        aggregate_type: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<uuid::Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select tenant_id from events
+              where split_part(aggregate_id, ':', 2) = $1 and aggregate_type = $2
+                and sequence = 1",
+        )
+        .bind(id.to_string())
+        .bind(aggregate_type)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

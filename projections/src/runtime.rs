@@ -219,6 +219,19 @@ pub async fn statuses(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectorStat
     Ok(statuses)
 }
 
+/// Where a projector stands: its read models show every event up to this cursor. A client
+/// that reads those models, then follows the live tail from here, misses nothing.
+pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<Cursor, sqlx::Error> {
+    sqlx::query_as(
+        "select transaction_id::text::bigint as transaction_id, position
+           from projector_checkpoints where name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .map(Option::unwrap_or_default)
+}
+
 /// True once the projector has applied the event at global `position` (read-your-writes).
 pub async fn has_reached(pool: &PgPool, name: &str, position: i64) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(

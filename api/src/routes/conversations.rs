@@ -320,6 +320,7 @@ pub(crate) async fn post_message(
             message_id,
             content,
             author,
+            at: Utc::now(),
         },
         (MessageType::Outgoing, true) => ConversationCommand::AddNote {
             message_id,

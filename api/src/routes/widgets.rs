@@ -51,6 +51,11 @@ pub(crate) struct NewWidget {
     /// Verified domains of this tenant the widget may run on.
     #[serde(default)]
     allowed_domains: Vec<String>,
+    /// Ask for name and e-mail before the first message (default false).
+    #[serde(default)]
+    pre_chat_form: bool,
+    /// For `popup`: seconds until it opens by itself; absent waits for `Upzento.open()`.
+    popup_delay_seconds: Option<u16>,
 }
 
 /// Changes to a widget; absent fields stay as they are, `null` clears an optional text.
@@ -75,6 +80,11 @@ pub(crate) struct WidgetChanges {
     #[schema(value_type = Option<String>)]
     offline_message: Option<Option<String>>,
     allowed_domains: Option<Vec<String>>,
+    pre_chat_form: Option<bool>,
+    /// `null` makes the popup wait for `Upzento.open()`.
+    #[serde(default, deserialize_with = "present_number")]
+    #[schema(value_type = Option<u16>)]
+    popup_delay_seconds: Option<Option<u16>>,
     /// Enable or disable the widget on sites.
     enabled: Option<bool>,
 }
@@ -82,6 +92,11 @@ pub(crate) struct WidgetChanges {
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+/// [`present`] for a number.
+fn present_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>, D::Error> {
+    Option::<u16>::deserialize(d).map(Some)
 }
 
 /// A widget.
@@ -102,6 +117,8 @@ pub struct WidgetView {
     offline_message: Option<String>,
     #[schema(value_type = Vec<String>)]
     allowed_domains: Vec<DomainId>,
+    pre_chat_form: bool,
+    popup_delay_seconds: Option<u16>,
     /// The key the embed snippet carries; public, not a secret.
     public_key: String,
     /// Whether it renders on sites.
@@ -125,6 +142,8 @@ impl WidgetView {
             greeting_message: text(&settings.greeting_message),
             offline_message: text(&settings.offline_message),
             allowed_domains: settings.allowed_domains.clone(),
+            pre_chat_form: settings.pre_chat_form,
+            popup_delay_seconds: settings.popup_delay_seconds,
             public_key: widget.public_key.clone(),
             enabled: widget.enabled,
             version,
@@ -202,6 +221,8 @@ pub(crate) async fn create_widget(
         greeting_message: optional_text("greeting_message", body.greeting_message)?,
         offline_message: optional_text("offline_message", body.offline_message)?,
         allowed_domains: domain_ids(&body.allowed_domains)?,
+        pre_chat_form: body.pre_chat_form,
+        popup_delay_seconds: body.popup_delay_seconds,
     };
     let id = WidgetId::new();
     let tenant_id = auth.principal.tenant_id;
@@ -260,6 +281,8 @@ pub(crate) async fn update_widget(
             .as_deref()
             .map(domain_ids)
             .transpose()?,
+        pre_chat_form: body.pre_chat_form,
+        popup_delay_seconds: body.popup_delay_seconds,
     };
     let command = WidgetCommand::Update {
         changes,

@@ -164,6 +164,7 @@ impl Aggregate for Conversation {
                 message_id,
                 content,
                 author,
+                at,
             } => {
                 if status == ConversationStatus::Resolved {
                     return Err(ConversationError::Resolved);
@@ -175,6 +176,42 @@ impl Aggregate for Conversation {
                     author,
                 };
                 sink.write(event, self).await;
+                if self.source == Some(Source::Web) {
+                    let sent = E::MessageStatusChanged {
+                        message_id,
+                        status: DeliveryStatus::Sent,
+                        error: None,
+                        at,
+                    };
+                    sink.write(sent, self).await;
+                }
+            }
+            C::AcknowledgeByContact { up_to, status, at } => {
+                if !matches!(status, DeliveryStatus::Delivered | DeliveryStatus::Read) {
+                    return Err(ConversationError::NotAnAcknowledgement);
+                }
+                if !self.messages.contains_key(&up_to) {
+                    return Err(ConversationError::MessageNotFound(up_to));
+                }
+                let behind: Vec<MessageId> = self
+                    .messages
+                    .range(..=up_to)
+                    .filter(|(_, m)| {
+                        m.direction == Direction::Outgoing
+                            && m.status
+                                .is_some_and(|s| s < status && s != DeliveryStatus::Failed)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for message_id in behind {
+                    let event = E::MessageStatusChanged {
+                        message_id,
+                        status,
+                        error: None,
+                        at,
+                    };
+                    sink.write(event, self).await;
+                }
             }
             C::AddNote {
                 message_id,

@@ -37,6 +37,8 @@ pub enum ConversationCommand {
         content: MessageContent,
         /// Who wrote it.
         author: Actor,
+        /// When it was posted: on the website channel, storing a reply is sending it.
+        at: DateTime<Utc>,
     },
     /// Record a private note.
     AddNote {
@@ -56,6 +58,17 @@ pub enum ConversationCommand {
         /// Why it failed, for `failed`.
         error: Option<String>,
         /// When the channel says it happened.
+        at: DateTime<Utc>,
+    },
+    /// The contact's client confirms it has the team's messages up to one (`delivered`) or
+    /// has shown them (`read`): each outgoing message up to it moves forward, none back.
+    /// Message ids order messages (they are UUIDv7), so "up to" means "with an id no greater".
+    AcknowledgeByContact {
+        /// The newest message acknowledged.
+        up_to: MessageId,
+        /// `delivered` or `read`.
+        status: DeliveryStatus,
+        /// When the client saw it.
         at: DateTime<Utc>,
     },
     /// Mark everything up to the newest message as read by an agent.

@@ -42,6 +42,9 @@ pub enum ConversationError {
     /// 422: `snoozed_until` is only for `snoozed`.
     #[error("`snoozed_until` can only be given with status `snoozed`")]
     SnoozeTimeWithoutSnooze,
+    /// 422: a contact acknowledges messages as `delivered` or `read`, nothing else.
+    #[error("a contact acknowledges messages as `delivered` or `read`")]
+    NotAnAcknowledgement,
     /// 422: a web conversation needs its widget; other channels have none.
     #[error("a conversation from the web needs a widget, and only one from the web has one")]
     WidgetMismatch,
@@ -57,6 +60,7 @@ impl Rejection for ConversationError {
             | Self::Resolved => RejectionKind::Conflict,
             Self::NotOutgoing(_)
             | Self::PendingNotReportable
+            | Self::NotAnAcknowledgement
             | Self::SnoozeNeedsFutureTime
             | Self::SnoozeTimeWithoutSnooze
             | Self::WidgetMismatch => RejectionKind::Unprocessable,
@@ -71,7 +75,7 @@ impl Rejection for ConversationError {
             Self::MessageNotFound(_) => "message_not_found",
             Self::NotOutgoing(_) => "not_outgoing",
             Self::StatusRegression { .. } => "status_regression",
-            Self::PendingNotReportable => "invalid_status",
+            Self::PendingNotReportable | Self::NotAnAcknowledgement => "invalid_status",
             Self::Resolved => "conversation_resolved",
             Self::SnoozeNeedsFutureTime | Self::SnoozeTimeWithoutSnooze => "invalid_snooze",
             Self::WidgetMismatch => "widget_mismatch",
@@ -81,7 +85,9 @@ impl Rejection for ConversationError {
     fn field(&self) -> Option<&'static str> {
         match self {
             Self::DuplicateMessage(_) => Some("id"),
-            Self::StatusRegression { .. } | Self::PendingNotReportable => Some("status"),
+            Self::StatusRegression { .. }
+            | Self::PendingNotReportable
+            | Self::NotAnAcknowledgement => Some("status"),
             Self::SnoozeNeedsFutureTime | Self::SnoozeTimeWithoutSnooze => Some("snoozed_until"),
             Self::WidgetMismatch => Some("widget_id"),
             _ => None,

@@ -115,6 +115,7 @@ fn message_ids_are_unique_within_a_conversation() {
             message_id: id,
             content: text("again"),
             author: Actor::System,
+            at: t0(),
         })
         .then_expect_error(ConversationError::DuplicateMessage(id));
 }
@@ -164,6 +165,7 @@ fn the_team_cannot_reply_in_a_resolved_conversation_but_can_leave_notes() {
             message_id: id,
             content: text("hi"),
             author: Actor::System,
+            at: t0(),
         })
         .then_expect_error(ConversationError::Resolved);
     Given::with(())
@@ -387,6 +389,7 @@ fn command_from(choice: u8, id: u8, agent: u8, ids: &[MessageId], agents: &[Agen
             message_id,
             content: text("out"),
             author: Actor::Agent(agent_id),
+            at: t0(),
         },
         2 => C::AddNote {
             message_id,
@@ -463,4 +466,73 @@ proptest! {
         }
         prop_assert_eq!(restored, state);
     }
+}
+
+fn started_on_the_web() -> E {
+    E::ConversationStarted {
+        source: Source::Web,
+        contact: Contact::default(),
+        widget_id: Some(crate::ids::WidgetId::new()),
+    }
+}
+
+#[test]
+fn on_the_website_a_stored_reply_is_sent() {
+    let id = MessageId::new();
+    let agent = Actor::Agent(AgentId::new());
+    Given::with(())
+        .given(vec![started_on_the_web()])
+        .when(C::PostMessage {
+            message_id: id,
+            content: text("hi, how can we help?"),
+            author: agent.clone(),
+            at: t0(),
+        })
+        .then_expect_events(vec![
+            posted(id, agent),
+            status_changed(id, DeliveryStatus::Sent),
+        ]);
+}
+
+#[test]
+fn a_contact_acknowledges_every_outgoing_message_up_to_one_and_never_moves_one_back() {
+    let (first, second, third) = (MessageId::new(), MessageId::new(), MessageId::new());
+    let incoming = MessageId::new();
+    let history = vec![
+        started_on_the_web(),
+        posted(first, Actor::System),
+        status_changed(first, DeliveryStatus::Read),
+        received(incoming),
+        posted(second, Actor::System),
+        posted(third, Actor::System),
+    ];
+    let acknowledge = |up_to, status| C::AcknowledgeByContact {
+        up_to,
+        status,
+        at: t0(),
+    };
+    Given::with(())
+        .given(history.clone())
+        .when(acknowledge(second, DeliveryStatus::Delivered))
+        .then_expect_events(vec![status_changed(second, DeliveryStatus::Delivered)]);
+    Given::with(())
+        .given(history.clone())
+        .when(acknowledge(third, DeliveryStatus::Read))
+        .then_expect_events(vec![
+            status_changed(second, DeliveryStatus::Read),
+            status_changed(third, DeliveryStatus::Read),
+        ]);
+    Given::with(())
+        .given(history.clone())
+        .when(acknowledge(first, DeliveryStatus::Delivered))
+        .then_expect_events(vec![]);
+    Given::with(())
+        .given(history.clone())
+        .when(acknowledge(third, DeliveryStatus::Failed))
+        .then_expect_error(ConversationError::NotAnAcknowledgement);
+    let unknown = MessageId::new();
+    Given::with(())
+        .given(history)
+        .when(acknowledge(unknown, DeliveryStatus::Read))
+        .then_expect_error(ConversationError::MessageNotFound(unknown));
 }

@@ -61,6 +61,14 @@ pub struct WidgetSettings {
     pub offline_message: Option<WidgetText>,
     /// Verified domains of the same tenant the widget may run on.
     pub allowed_domains: Vec<DomainId>,
+    /// Ask for the visitor's name and e-mail address before the first message. Added after
+    /// v1 with a default, so events written before it read as `false`.
+    #[serde(default)]
+    pub pre_chat_form: bool,
+    /// For `popup`: seconds before it opens by itself; `None` opens it only when the page
+    /// calls `Upzento.open()`. Added after v1 with a default.
+    #[serde(default)]
+    pub popup_delay_seconds: Option<u16>,
 }
 
 /// A partial update: `None` leaves a setting as it was; `Some(None)` clears an optional one.
@@ -78,6 +86,12 @@ pub struct WidgetPatch {
     /// New corner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+    /// Turn the pre-chat form on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_chat_form: Option<bool>,
+    /// New popup delay; `Some(None)` makes the popup wait for `Upzento.open()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popup_delay_seconds: Option<Option<u16>>,
     /// New colour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand_color: Option<BrandColor>,
@@ -139,6 +153,8 @@ impl WidgetPatch {
         set(&mut settings.greeting_message, self.greeting_message);
         set(&mut settings.offline_message, self.offline_message);
         set(&mut settings.allowed_domains, self.allowed_domains);
+        set(&mut settings.pre_chat_form, self.pre_chat_form);
+        set(&mut settings.popup_delay_seconds, self.popup_delay_seconds);
     }
 }
 

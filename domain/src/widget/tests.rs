@@ -35,6 +35,8 @@ fn settings(domains: Vec<DomainId>) -> WidgetSettings {
         greeting_title: Some(WidgetText::parse("Hi there").unwrap()),
         greeting_message: None,
         offline_message: None,
+        pre_chat_form: false,
+        popup_delay_seconds: None,
         allowed_domains: domains,
     }
 }
