@@ -4,7 +4,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, conversations, domains, health, inbox, teams, widgets};
+use crate::realtime;
+use crate::routes::{agents, conversations, domains, health, inbox, teams, visitor, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,10 +18,14 @@ use crate::routes::{agents, conversations, domains, health, inbox, teams, widget
         domains::verify_domain, domains::revoke_domain,
         widgets::create_widget, widgets::list_widgets, widgets::get_widget,
         widgets::update_widget, widgets::delete_widget, widgets::embed_code,
+        widgets::identity_secret,
         conversations::start_conversation, conversations::post_message,
         conversations::update_message_status, conversations::mark_read, conversations::assign,
         conversations::change_status, conversations::add_label, conversations::remove_label,
         inbox::list_conversations, inbox::get_conversation, inbox::list_messages, inbox::unread,
+        realtime::agent_socket,
+        visitor::start_session, visitor::identify, visitor::history, visitor::send_message,
+        visitor::acknowledge, visitor::visitor_socket,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -35,6 +40,15 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "visitor",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The visitor token a widget session answers"))
+                    .build(),
+            ),
         );
     }
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod stand_ins;
+mod website;
 
 mod agents_and_teams;
 mod bad_input;
@@ -14,4 +15,5 @@ mod operations;
 mod projectors;
 mod readme;
 mod tenant_isolation;
+mod visitor;
 mod widgets;

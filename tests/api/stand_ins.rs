@@ -99,10 +99,12 @@ impl DnsServer {
     }
 }
 
-/// A customer's web server: serves the verification file with whatever body the test sets.
+/// A customer's web server: serves the verification file with whatever body the test sets,
+/// and the site's pages (where the embed snippet goes).
 #[derive(Clone, Default)]
 pub struct WebServer {
     body: Arc<Mutex<Option<String>>>,
+    pages: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl WebServer {
@@ -123,9 +125,25 @@ impl WebServer {
                     }
                 }),
             )
+            .fallback(
+                |State(s): State<WebServer>, uri: axum::http::Uri| async move {
+                    match s.pages.lock().unwrap().get(uri.path()).cloned() {
+                        Some(html) => Ok(axum::response::Html(html)),
+                        None => Err(StatusCode::NOT_FOUND),
+                    }
+                },
+            )
             .with_state(server.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         (server, port)
+    }
+
+    /// Serves `html` at `path`.
+    pub fn page(&self, path: &str, html: &str) {
+        self.pages
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), html.to_owned());
     }
 
     /// Serves `body` as the verification file.

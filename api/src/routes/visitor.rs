@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -31,7 +31,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppQuery};
 use crate::realtime::connection::Peer;
 use crate::realtime::{starting_cursor, upgrade};
 use crate::state::AppState;
@@ -415,7 +415,7 @@ pub(crate) struct HistoryParams {
 pub(crate) async fn history(
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(params): Query<HistoryParams>,
+    AppQuery(params): AppQuery<HistoryParams>,
 ) -> Result<Json<VisitorHistory>, ApiError> {
     let limit = params.limit.unwrap_or(50).clamp(1, 200);
     // The checkpoint first: the rows read after it show at least that much.
@@ -565,8 +565,8 @@ pub(crate) async fn acknowledge(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Where the visitor's live connection starts. The visitor token comes as `token` (browsers
-/// cannot set headers on a WebSocket).
+/// Where the visitor's live connection starts. Its `token` parameter is read with the
+/// visitor's credential (browsers cannot set headers on a WebSocket).
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct VisitorSocketParams {
     /// Resume after this cursor (from the history or the last event seen).
@@ -583,7 +583,7 @@ pub(crate) struct VisitorSocketParams {
 pub(crate) async fn visitor_socket(
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(params): Query<VisitorSocketParams>,
+    AppQuery(params): AppQuery<VisitorSocketParams>,
     socket: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let after = starting_cursor(&state, params.after.as_deref()).await?;

@@ -26,6 +26,7 @@ pub(super) fn router() -> Router<AppState> {
             get(get_widget).patch(update_widget).delete(delete_widget),
         )
         .route("/widgets/{id}/embed-code", get(embed_code))
+        .route("/widgets/{id}/identity-secret", get(identity_secret))
 }
 
 /// A new widget. Only `name` is required.
@@ -370,4 +371,30 @@ pub(crate) async fn embed_code(
         state.public_url, widget.public_key
     );
     Ok(Json(EmbedCode { html }))
+}
+
+/// The widget's identity-verification secret.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IdentitySecret {
+    /// Keep it on the site's server: it computes `hex(HMAC-SHA256(secret, user_id))` for a
+    /// logged-in user and passes that to `Upzento.identify` (docs/widget.md).
+    secret: String,
+}
+
+/// The secret a site's server signs its logged-in users' ids with (admins only).
+#[utoipa::path(get, path = "/api/v1/widgets/{id}/identity-secret", tag = "widgets",
+    params(("id" = String, Path, description = "Widget id")), security(("bearer" = [])),
+    responses((status = 200, body = IdentitySecret), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn identity_secret(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<IdentitySecret>, ApiError> {
+    auth.require_admin()?;
+    let id = path_id("id", &id, WidgetId::parse)?;
+    load(&state, auth.principal.tenant_id, id).await?;
+    Ok(Json(IdentitySecret {
+        secret: state.keys.identity_secret(id),
+    }))
 }
