@@ -300,6 +300,16 @@ impl TestApp {
         posted["message_id"].as_str().unwrap().to_owned()
     }
 
+    /// Another server instance on the same database; answers its address.
+    pub async fn second_instance(&self) -> String {
+        let app = Application::build(self.pool.clone(), &serve_args())
+            .await
+            .expect("builds");
+        let address = format!("http://{}", app.address());
+        tokio::spawn(app.run_until(std::future::pending()));
+        address
+    }
+
     /// How many events the store holds.
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("select count(*) from events")

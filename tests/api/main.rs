@@ -14,6 +14,7 @@ mod inbox;
 mod operations;
 mod projectors;
 mod readme;
+mod realtime;
 mod tenant_isolation;
 mod visitor;
 mod widgets;
