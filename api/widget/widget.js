@@ -80,7 +80,7 @@
     ".root{--brand:#1f93ff;--on-brand:#fff;--bg:#fff;--fg:#1b1f24;--muted:#5b6470;--bubble:#eef1f4;--border:#d5dae0;",
     "font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--fg)}",
     ".root.dark{--bg:#16191d;--fg:#eceff3;--muted:#a9b1bb;--bubble:#262b31;--border:#3a4149}",
-    ".launcher{position:fixed;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;",
+    ".launcher{position:fixed;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;display:flex;align-items:center;justify-content:center;",
     "background:var(--brand);color:var(--on-brand);box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;font-size:24px}",
     ".launcher:focus-visible,button:focus-visible,textarea:focus-visible,input:focus-visible{outline:3px solid var(--fg);outline-offset:2px}",
     ".right .launcher,.right .panel.floating{right:20px}.left .launcher,.left .panel.floating{left:20px}",
@@ -117,6 +117,21 @@
     });
     (children || []).forEach(function (child) { node.appendChild(child); });
     return node;
+  }
+
+  /* A speech bubble, drawn: emoji fonts are not on every machine. */
+  function chatIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "26");
+    svg.setAttribute("height", "26");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
   }
 
   function applyTheme(widget) {
@@ -165,7 +180,7 @@
       state.open = true;
     } else {
       ui.panel.hidden = true;
-      ui.launcher = el("button", { "class": "launcher", type: "button", "aria-label": "Open chat", "aria-expanded": "false", text: "\ud83d\udcac" });
+      ui.launcher = el("button", { "class": "launcher", type: "button", "aria-label": "Open chat", "aria-expanded": "false" }, [chatIcon()]);
       ui.launcher.addEventListener("click", function () { state.open ? close() : open(); });
       ui.root.insertBefore(ui.launcher, ui.panel);
       document.body.appendChild(host);

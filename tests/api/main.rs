@@ -7,6 +7,7 @@ mod website;
 
 mod agents_and_teams;
 mod bad_input;
+mod browser;
 mod conversations;
 mod domains;
 mod event_store;

@@ -17,7 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::helpers::{Caller, TestApp, spawn_app};
 use crate::website::{Website, website};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a test waits for something that should arrive.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -39,7 +39,7 @@ async fn connect(url: &str, origin: Option<&str>) -> Socket {
     socket
 }
 
-async fn agent_socket(address: &str, caller: &Caller, after: Option<&str>) -> Socket {
+pub(crate) async fn agent_socket(address: &str, caller: &Caller, after: Option<&str>) -> Socket {
     let mut path = format!("/api/v1/realtime?access_token={}", caller.token);
     if let Some(after) = after {
         path.push_str(&format!("&after={after}"));
@@ -53,7 +53,7 @@ async fn visitor_socket(site: &Website, token: &str) -> Socket {
 }
 
 /// The next server message matching `wanted`, skipping others.
-async fn next_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn next_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
     tokio::time::timeout(PATIENCE, async {
         loop {
             match socket.next().await.expect("the socket stays open").unwrap() {
@@ -71,15 +71,15 @@ async fn next_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Val
     .expect("the message arrives in time")
 }
 
-fn event(event_type: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn event(event_type: &'static str) -> impl Fn(&Value) -> bool {
     move |m| m["type"] == "event" && m["event_type"] == event_type
 }
 
-fn typing(on: bool) -> impl Fn(&Value) -> bool {
+pub(crate) fn typing(on: bool) -> impl Fn(&Value) -> bool {
     move |m| m["type"] == "typing" && m["on"] == on
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await

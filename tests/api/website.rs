@@ -13,10 +13,9 @@ use crate::stand_ins::{DnsServer, WebServer};
 /// The site's hostname; browsers are told it is 127.0.0.1.
 pub const SITE: &str = "shop.example.com";
 
-/// A server, the site's DNS and web server, a verified domain and a widget on it.
+/// A server, the site's web server, a verified domain and a widget on it.
 pub struct Website {
     pub app: TestApp,
-    pub dns: DnsServer,
     pub web: WebServer,
     /// The customer's web server's port (the site is `http://shop.test:<port>`).
     pub web_port: u16,
@@ -140,7 +139,6 @@ pub async fn website(settings: Value) -> Website {
     let widget = app.post(&app.admin, "/widgets", body).await.expect(201);
     Website {
         app,
-        dns,
         web,
         web_port,
         widget,
