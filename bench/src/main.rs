@@ -5,6 +5,7 @@
 //!   given concurrency: throughput, latency per operation, projection lag, server memory.
 //! - `history`: command latency on a 10,000-event conversation against a 10-event one.
 //! - `faults`: SIGKILL of the server and a PostgreSQL restart under load.
+//! - `realtime`: memory per idle WebSocket connection, message-to-recipient latency.
 #![forbid(unsafe_code)]
 
 mod common;
@@ -12,6 +13,7 @@ mod faults;
 mod history;
 mod load;
 mod read_path;
+mod realtime;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +43,8 @@ enum Bench {
     History(history::Options),
     /// SIGKILL of the server and a PostgreSQL restart under load: nothing acknowledged lost.
     Faults(faults::Options),
+    /// Memory per idle WebSocket connection and message-to-recipient latency.
+    Realtime(realtime::Options),
 }
 
 #[tokio::main]
@@ -54,5 +58,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Load(options) => load::run(options).await,
         Bench::History(options) => history::run(options).await,
         Bench::Faults(options) => faults::run(options).await,
+        Bench::Realtime(options) => realtime::run(options).await,
     }
 }

@@ -10,7 +10,7 @@
 //! through one reaches clients of every other (the `NOTIFY` only wakes them).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::Stream;
@@ -36,7 +36,34 @@ const PENDING_POLL: Duration = Duration::from_millis(5);
 const PENDING_LOOKS: u32 = 100;
 
 /// One event as every subscriber shares it.
-pub type SharedEvent = Arc<StoredEvent>;
+pub type SharedEvent = Arc<TailEvent>;
+
+/// An event on the tail, with a slot for a rendering that every subscriber of one kind
+/// would otherwise repeat: the first to render it (say, the JSON every agent connection of a
+/// tenant sends) leaves it there for the others.
+#[derive(Debug)]
+pub struct TailEvent {
+    event: StoredEvent,
+    /// The shared rendering, once someone made it.
+    pub rendered: OnceLock<Option<Arc<str>>>,
+}
+
+impl From<StoredEvent> for TailEvent {
+    fn from(event: StoredEvent) -> Self {
+        Self {
+            event,
+            rendered: OnceLock::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for TailEvent {
+    type Target = StoredEvent;
+
+    fn deref(&self) -> &StoredEvent {
+        &self.event
+    }
+}
 
 /// A handle on the instance's tail; cheap to clone. The tail stops when the last handle goes.
 #[derive(Clone)]
@@ -108,7 +135,9 @@ impl Subscription {
             if self.catching_up {
                 match read_tenant_after(&self.pool, self.tenant_id, self.cursor, BATCH).await {
                     Ok(events) if events.is_empty() => self.catching_up = false,
-                    Ok(events) => self.ready.extend(events.into_iter().map(Arc::new)),
+                    Ok(events) => self
+                        .ready
+                        .extend(events.into_iter().map(|e| Arc::new(e.into()))),
                     Err(error) => return Some(Err(error)),
                 }
                 continue;
@@ -165,7 +194,7 @@ async fn step(
         *cursor = Some(last.cursor());
         *pending = 0;
         // No receiver is not an error: nobody is connected right now.
-        let _ = batches.send(events.into_iter().map(Arc::new).collect());
+        let _ = batches.send(events.into_iter().map(|e| Arc::new(e.into())).collect());
         return Ok(());
     }
     let wait = if *pending > 0 {

@@ -4,16 +4,18 @@
 
 use std::collections::HashMap;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
-use projections::reader::{Cursor, StoredEvent};
+use projections::reader::Cursor;
 use projections::runtime::has_reached;
+use projections::tail::TailEvent;
 use uuid::Uuid;
 
 use super::protocol::{ClientMessage, EventView, ServerMessage, for_agent, for_visitor};
-use super::signals::{ONLINE_FOR, Participant, Signal, SignalKind};
+use super::signals::{Participant, RENEW_EVERY, Signal, SignalKind};
 use crate::state::AppState;
 
 /// How long a typing signal lasts unless the client renews it.
@@ -23,8 +25,9 @@ pub const TYPING_EXPIRES: Duration = Duration::from_secs(6);
 const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the server pings; a client that stops answering is dropped by TCP timeouts.
 const PING_EVERY: Duration = Duration::from_secs(25);
-/// How often presence (online, viewing) is renewed: well inside [`ONLINE_FOR`].
-const RENEW_EVERY: Duration = Duration::from_secs(ONLINE_FOR.as_secs() / 3);
+/// The shortest interval between two unread-count pushes to one agent: counting costs two
+/// queries, and a busy tenant changes them many times a second.
+const UNREAD_EVERY: Duration = Duration::from_secs(2);
 
 /// Who is on the other end.
 #[derive(Debug, Clone, Copy)]
@@ -59,12 +62,22 @@ impl Peer {
         }
     }
 
-    fn view(&self, event: &StoredEvent) -> Option<EventView> {
+    /// The event as this peer is sent it, if at all. Every agent of a tenant is sent the
+    /// same text: the first connection renders it, the others reuse it.
+    fn render(&self, event: &TailEvent) -> Option<Arc<str>> {
+        let text = |view: EventView| -> Arc<str> {
+            serde_json::to_string(&ServerMessage::Event(view))
+                .expect("server messages serialize")
+                .into()
+        };
         match *self {
-            Self::Agent { .. } => for_agent(event),
+            Self::Agent { .. } => event
+                .rendered
+                .get_or_init(|| for_agent(event).map(text))
+                .clone(),
             Self::Visitor {
                 conversation_id, ..
-            } => for_visitor(event, conversation_id),
+            } => for_visitor(event, conversation_id).map(text),
         }
     }
 
@@ -120,6 +133,8 @@ struct Connection {
     viewing: Vec<Uuid>,
     /// The newest event pushed since the unread counts were last sent (agents).
     unread_stale_at: Option<i64>,
+    /// When the unread counts were last sent.
+    unread_sent: Option<Instant>,
 }
 
 /// Runs the connection until the client leaves or the server shuts down.
@@ -136,11 +151,14 @@ pub async fn run(socket: WebSocket, state: AppState, peer: Peer, after: Cursor) 
         typed: HashMap::new(),
         viewing: Vec::new(),
         unread_stale_at: None,
+        unread_sent: None,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_ping = Instant::now();
     let mut last_renewal = Instant::now();
-    connection.announce(true).await;
+    if let Peer::Agent { tenant_id, .. } = peer {
+        state.signals.agent_here(tenant_id, true).await;
+    }
     let ready = ServerMessage::Ready {
         cursor: after.to_string(),
     };
@@ -150,10 +168,10 @@ pub async fn run(socket: WebSocket, state: AppState, peer: Peer, after: Cursor) 
     loop {
         let sent = tokio::select! {
             event = events.next() => match event {
-                Some(Ok(event)) => match connection.peer.view(&event) {
-                    Some(view) => {
+                Some(Ok(event)) => match connection.peer.render(&event) {
+                    Some(text) => {
                         connection.unread_stale_at = Some(event.position);
-                        send(&mut outgoing, &ServerMessage::Event(view)).await
+                        outgoing.send(Message::Text(text.as_ref().into())).await
                     }
                     None => Ok(()),
                 },
@@ -210,6 +228,9 @@ pub async fn run(socket: WebSocket, state: AppState, peer: Peer, after: Cursor) 
         }
     }
     connection.announce(false).await;
+    if let Peer::Agent { tenant_id, .. } = peer {
+        state.signals.agent_here(tenant_id, false).await;
+    }
 }
 
 async fn send(
@@ -238,12 +259,10 @@ impl Connection {
         }
     }
 
-    /// Agents: online, and the conversations open, renewed while connected, withdrawn at
-    /// the end. A visitor's typing is withdrawn at the end too.
+    /// Agents: the conversations open, renewed while connected, withdrawn at the end.
+    /// Typing is withdrawn at the end too.
     async fn announce(&self, on: bool) {
         if let Peer::Agent { .. } = self.peer {
-            self.publish(self.signal(SignalKind::Online, None, on))
-                .await;
             for conversation in &self.viewing {
                 self.publish(self.signal(SignalKind::Viewing, Some(*conversation), on))
                     .await;
@@ -380,6 +399,12 @@ impl Connection {
             return None;
         };
         let position = self.unread_stale_at?;
+        if self
+            .unread_sent
+            .is_some_and(|at| at.elapsed() < UNREAD_EVERY)
+        {
+            return None;
+        }
         let pool = &self.state.pool;
         if !has_reached(pool, projections::inbox::NAME, position)
             .await
@@ -388,6 +413,7 @@ impl Connection {
             return None;
         }
         self.unread_stale_at = None;
+        self.unread_sent = Some(Instant::now());
         let counts = projections::queries::unread(pool, tenant_id, agent_id)
             .await
             .ok()?;

@@ -39,7 +39,7 @@ pub enum SignalKind {
     Typing,
     /// An agent has the conversation open.
     Viewing,
-    /// An agent's console is connected (no conversation).
+    /// An instance has a console of the tenant connected (no conversation).
     Online,
 }
 
@@ -56,28 +56,45 @@ pub struct Signal {
     pub who: Participant,
     /// Started (true) or stopped (false).
     pub on: bool,
-    /// The connection that sent it, so an agent's several tabs count separately.
+    /// The connection that sent it (for presence: the instance), so a connection can skip
+    /// its own signals.
     pub connection: Uuid,
 }
 
 /// The instance's signal hub: publish through PostgreSQL, receive from every instance.
+///
+/// Presence is kept per instance, not per connection: the instance says "tenant T has an
+/// agent connected here" when its first agent of T connects, again every [`RENEW_EVERY`],
+/// and "no longer" when the last one leaves. Presence never reaches connections, so ten
+/// thousand idle consoles cost one signal per tenant and instance, not one each.
 #[derive(Clone)]
 pub struct Signals {
     pool: PgPool,
+    instance: Uuid,
     local: broadcast::Sender<Arc<Signal>>,
-    online: Arc<Mutex<HashMap<Uuid, (Uuid, Instant)>>>,
+    /// Agents connected to this instance, per tenant.
+    here: Arc<Mutex<HashMap<Uuid, usize>>>,
+    /// Per (instance, tenant), when that instance last said an agent of the tenant is there.
+    online: Arc<Mutex<HashMap<(Uuid, Uuid), Instant>>>,
 }
 
+/// How often an instance renews its presence: well inside [`ONLINE_FOR`].
+pub const RENEW_EVERY: Duration = Duration::from_secs(ONLINE_FOR.as_secs() / 3);
+
 impl Signals {
-    /// Starts listening, for the life of the process; the listener reconnects by itself.
+    /// Starts listening and renewing presence, for the life of the process; the listener
+    /// reconnects by itself.
     pub fn start(pool: PgPool) -> Self {
         let (local, _) = broadcast::channel(BACKLOG);
         let signals = Self {
             pool,
+            instance: Uuid::new_v4(),
             local,
+            here: Arc::default(),
             online: Arc::default(),
         };
         tokio::spawn(signals.clone().listen());
+        tokio::spawn(signals.clone().renew());
         signals
     }
 
@@ -92,29 +109,79 @@ impl Signals {
             .map(drop)
     }
 
-    /// Signals from now on.
+    /// Signals from now on (typing and viewing; presence is answered by [`Self::agents_online`]).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Signal>> {
         self.local.subscribe()
     }
 
-    /// True when an agent of the tenant has had a console connected lately.
+    /// True when an agent of the tenant has a console connected to any instance.
     pub fn agents_online(&self, tenant_id: Uuid) -> bool {
         let online = self.online.lock().expect("online lock");
         online
-            .values()
-            .any(|(tenant, seen)| *tenant == tenant_id && seen.elapsed() < ONLINE_FOR)
+            .iter()
+            .any(|((_, tenant), seen)| *tenant == tenant_id && seen.elapsed() < ONLINE_FOR)
+    }
+
+    fn presence(&self, tenant_id: Uuid, on: bool) -> Signal {
+        Signal {
+            tenant_id,
+            conversation_id: None,
+            kind: SignalKind::Online,
+            who: Participant::Visitor,
+            on,
+            connection: self.instance,
+        }
+    }
+
+    /// An agent of `tenant_id` connected here (`true`) or left (`false`).
+    pub async fn agent_here(&self, tenant_id: Uuid, on: bool) {
+        let changed = {
+            let mut here = self.here.lock().expect("presence lock");
+            let count = here.entry(tenant_id).or_default();
+            let before = *count;
+            *count = if on {
+                before + 1
+            } else {
+                before.saturating_sub(1)
+            };
+            let now = *count;
+            if now == 0 {
+                here.remove(&tenant_id);
+            }
+            (before == 0) != (now == 0)
+        };
+        if changed && let Err(error) = self.publish(&self.presence(tenant_id, on)).await {
+            tracing::warn!(error = %error, "could not publish presence");
+        }
+    }
+
+    async fn renew(self) {
+        let mut tick = tokio::time::interval(RENEW_EVERY);
+        loop {
+            tick.tick().await;
+            let tenants: Vec<Uuid> = self
+                .here
+                .lock()
+                .expect("presence lock")
+                .keys()
+                .copied()
+                .collect();
+            for tenant in tenants {
+                if let Err(error) = self.publish(&self.presence(tenant, true)).await {
+                    tracing::warn!(error = %error, "could not renew presence");
+                }
+            }
+        }
     }
 
     fn note_presence(&self, signal: &Signal) {
-        if signal.kind != SignalKind::Online {
-            return;
-        }
         let mut online = self.online.lock().expect("online lock");
-        online.retain(|_, (_, seen)| seen.elapsed() < ONLINE_FOR);
+        online.retain(|_, seen| seen.elapsed() < ONLINE_FOR);
+        let key = (signal.connection, signal.tenant_id);
         if signal.on {
-            online.insert(signal.connection, (signal.tenant_id, Instant::now()));
+            online.insert(key, Instant::now());
         } else {
-            online.remove(&signal.connection);
+            online.remove(&key);
         }
     }
 
@@ -133,8 +200,8 @@ impl Signals {
         loop {
             let notification = listener.recv().await?;
             match serde_json::from_str::<Signal>(notification.payload()) {
+                Ok(signal) if signal.kind == SignalKind::Online => self.note_presence(&signal),
                 Ok(signal) => {
-                    self.note_presence(&signal);
                     let _ = self.local.send(Arc::new(signal));
                 }
                 Err(error) => tracing::warn!(error = %error, "ignoring a malformed signal"),
