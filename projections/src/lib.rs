@@ -6,16 +6,18 @@
 //! - [`inbox`]: the inbox projector (conversation list, messages and delivery status, read
 //!   markers, maintained counters).
 //! - [`queries`]: what the query API reads from those tables.
+//! - [`whatsapp`]: the WhatsApp outbox projector (what must be sent to the Graph API).
 #![forbid(unsafe_code)]
 
 pub mod inbox;
 pub mod queries;
 pub mod reader;
 pub mod runtime;
+pub mod whatsapp;
 
 use std::sync::Arc;
 
 /// Every projector the service runs, in one place so the server, the CLI and the tests agree.
 pub fn all() -> Vec<Arc<dyn runtime::Projector>> {
-    vec![Arc::new(inbox::Inbox)]
+    vec![Arc::new(inbox::Inbox), Arc::new(whatsapp::WhatsappOutbox)]
 }
