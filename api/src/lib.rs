@@ -30,8 +30,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .command
         .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
     {
-        Command::Serve(args) => {
+        Command::Serve(mut args) => {
             telemetry::init_logs("info,sqlx=warn");
+            if args.secrets_key.is_none() && args.secrets_key_file.is_none() {
+                args.secrets_key_file = Some(cli.database.data_dir.join("secrets.key"));
+            }
             let database = Database::open(&cli.database).await?;
             let app = Application::build(database.pool.clone(), &args).await?;
             tracing::info!(address = %app.address(), "listening");

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, conversations, domains, health, inbox, teams, widgets};
+use crate::routes::{agents, conversations, domains, health, inbox, teams, whatsapp, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,9 @@ use crate::routes::{agents, conversations, domains, health, inbox, teams, widget
         conversations::update_message_status, conversations::mark_read, conversations::assign,
         conversations::change_status, conversations::add_label, conversations::remove_label,
         inbox::list_conversations, inbox::get_conversation, inbox::list_messages, inbox::unread,
+        whatsapp::create_channel, whatsapp::list_channels, whatsapp::get_channel,
+        whatsapp::delete_channel, whatsapp::send_template, whatsapp::verify_webhook,
+        whatsapp::receive_webhook,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

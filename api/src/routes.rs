@@ -6,6 +6,7 @@ pub(crate) mod domains;
 pub(crate) mod health;
 pub(crate) mod inbox;
 pub(crate) mod teams;
+pub(crate) mod whatsapp;
 pub(crate) mod widgets;
 
 use axum::extract::DefaultBodyLimit;
@@ -44,10 +45,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(domains::router())
         .merge(widgets::router())
         .merge(conversations::router())
-        .merge(inbox::router());
+        .merge(inbox::router())
+        .merge(whatsapp::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(whatsapp::webhooks())
         .fallback(|| async {
             ApiError::not_found(
                 "route_not_found",

@@ -11,12 +11,15 @@ use commands::directory::DomainDirectory;
 use commands::proofs::{NetworkProofs, ProofSettings};
 use commands::store::EventStore;
 use commands::tenancy::TokenCache;
+use commands::whatsapp::secrets::SecretBox;
+use commands::whatsapp::{GraphSettings, Whatsapp};
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
 use projections::runtime::Projectors;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::cluster::{self, PrivateCluster};
 use crate::config::{DatabaseArgs, ServeArgs};
@@ -126,12 +129,25 @@ pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Resul
         allow_private_targets: args.allow_private_proof_targets,
     })
     .context("could not set up the DNS resolver for domain verification")?;
+    let conversations = Arc::new(CommandBus::new(
+        store.clone(),
+        (),
+        CONVERSATION_SNAPSHOT_EVERY,
+    ));
+    let whatsapp = Whatsapp {
+        pool: pool.clone(),
+        secrets: Arc::new(secrets_box(args)?),
+        conversations: conversations.clone(),
+        graph: GraphSettings {
+            base_url: args.whatsapp_graph_url.trim_end_matches('/').to_owned(),
+            version: args.whatsapp_graph_version.clone(),
+            retry_base: Duration::from_millis(args.whatsapp_retry_ms),
+        },
+        deliveries: Arc::new(Notify::new()),
+    };
     Ok(AppState {
-        conversations: Arc::new(CommandBus::new(
-            store.clone(),
-            (),
-            CONVERSATION_SNAPSHOT_EVERY,
-        )),
+        conversations,
+        whatsapp,
         widgets: Arc::new(CommandBus::new(
             store.clone(),
             Arc::new(DomainDirectory::new(store.clone())) as Arc<dyn WidgetServices>,
@@ -149,11 +165,27 @@ pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Resul
     })
 }
 
+/// The key for channel secrets: given, or read from (and first created in) its file. With
+/// neither, as when the server is embedded in tests, a key for this process only.
+fn secrets_box(args: &ServeArgs) -> anyhow::Result<SecretBox> {
+    match (&args.secrets_key, &args.secrets_key_file) {
+        (Some(key), _) => SecretBox::from_hex(key).context("UPZENTO_SECRETS_KEY"),
+        (None, Some(path)) => SecretBox::from_file(path),
+        (None, None) => {
+            tracing::warn!(
+                "no secrets key configured: WhatsApp secrets stored now will not be readable after a restart"
+            );
+            Ok(SecretBox::ephemeral())
+        }
+    }
+}
+
 /// A server bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
+    whatsapp: Whatsapp,
 }
 
 impl Application {
@@ -163,11 +195,14 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", args.listen))?;
         let bound = listener.local_addr()?;
-        let router = routes::router(state(pool.clone(), args, bound)?, args.max_body_bytes);
+        let state = state(pool.clone(), args, bound)?;
+        let whatsapp = state.whatsapp.clone();
+        let router = routes::router(state, args.max_body_bytes);
         Ok(Self {
             listener,
             router,
             pool,
+            whatsapp,
         })
     }
 
@@ -185,9 +220,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let projectors = Projectors::start(self.pool, projections::all());
+        let whatsapp = self.whatsapp.start();
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
+        whatsapp.stop().await;
         projectors.stop().await;
         served
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use commands::bus::CommandBus;
 use commands::tenancy::TokenCache;
+use commands::whatsapp::Whatsapp;
 use domain::conversation::Conversation;
 use domain::web_domain::Domain;
 use domain::widget::Widget;
@@ -27,4 +28,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Where browsers reach this server, for embed snippets.
     pub public_url: Arc<str>,
+    /// The WhatsApp channel: secrets, Graph API settings, the webhook workers' wake-up.
+    pub whatsapp: Whatsapp,
 }
