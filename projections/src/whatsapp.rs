@@ -220,8 +220,16 @@ impl Projector for WhatsappOutbox {
                 } => {
                     let request = template_request(&route.wa_id, &template);
                     let id = message_id.as_uuid();
-                    enqueue(tx, key, route, &id.to_string(), Some(id), "template", request)
-                        .await?;
+                    enqueue(
+                        tx,
+                        key,
+                        route,
+                        &id.to_string(),
+                        Some(id),
+                        "template",
+                        request,
+                    )
+                    .await?;
                 }
                 ConversationEvent::ReadMarkerMoved { .. } => {
                     if let Some(wamid) = route.last_incoming_wamid.clone() {

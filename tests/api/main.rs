@@ -1,6 +1,7 @@
 //! Black-box tests of the Upzento Chat server: the real server, on a real PostgreSQL, driven
 //! over HTTP. Each test gets a database of its own and a server on a free port.
 
+mod graph_stand_in;
 mod helpers;
 mod stand_ins;
 
@@ -14,4 +15,5 @@ mod operations;
 mod projectors;
 mod readme;
 mod tenant_isolation;
+mod whatsapp;
 mod widgets;

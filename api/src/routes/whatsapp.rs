@@ -274,7 +274,12 @@ pub(crate) async fn send_template(
     let conversation = path_id("id", &id, ConversationId::parse)?;
     let message_id = match body.id.as_deref() {
         Some(raw) => MessageId::parse(raw).map_err(|e| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_id", e.to_string()).at("id")
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_id",
+                e.to_string(),
+            )
+            .at("id")
         })?,
         None => MessageId::new(),
     };
@@ -369,16 +374,23 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T
                 format!("the body is not valid JSON: {inner}"),
             );
         }
-        let field = match path.as_str() {
-            "." => prefix.trim_end_matches('.').to_owned(),
-            path => format!("{prefix}{path}"),
+        let message = inner.to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let path = match (path.as_str(), missing) {
+            (".", Some(name)) => format!(".{name}"),
+            (".", None) => String::new(),
+            (path, Some(name)) => format!(".{path}.{name}"),
+            (path, None) => format!(".{path}"),
         };
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_webhook",
-            inner.to_string(),
-        )
-        .at(field)
+        let field = format!("{prefix}{path}").trim_start_matches('.').to_owned();
+        let problem = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook", message);
+        if field.is_empty() {
+            problem
+        } else {
+            problem.at(field)
+        }
     })
 }
 

@@ -161,6 +161,16 @@ pub async fn delete(pool: &PgPool, tenant: TenantId, id: ChannelId) -> Result<bo
     Ok(deleted.rows_affected() == 1)
 }
 
+/// A channel's keys as stored, still sealed.
+#[derive(sqlx::FromRow)]
+struct SealedKeys {
+    tenant_id: uuid::Uuid,
+    phone_number_id: String,
+    app_secret: Vec<u8>,
+    access_token: Vec<u8>,
+    verify_token_sha256: Vec<u8>,
+}
+
 /// A channel's keys by its id alone: the webhook URL carries nothing else, and Meta has no
 /// bearer token. `None` for an unknown id.
 pub async fn keys(
@@ -168,21 +178,21 @@ pub async fn keys(
     secrets: &SecretBox,
     id: ChannelId,
 ) -> Result<Option<ChannelKeys>, ChannelError> {
-    let row: Option<(uuid::Uuid, String, Vec<u8>, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+    let row: Option<SealedKeys> = sqlx::query_as(
         "select tenant_id, phone_number_id, app_secret, access_token, verify_token_sha256
            from whatsapp_channels where id = $1",
     )
     .bind(id.as_uuid())
     .fetch_optional(pool)
     .await?;
-    let Some((tenant, phone_number_id, app_secret, access_token, verify)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
     Ok(Some(ChannelKeys {
-        tenant_id: tenant.into(),
-        phone_number_id,
-        app_secret: secrets.open(&app_secret, &context(id, "app_secret"))?,
-        access_token: secrets.open(&access_token, &context(id, "access_token"))?,
-        verify_token_sha256: verify,
+        tenant_id: row.tenant_id.into(),
+        phone_number_id: row.phone_number_id,
+        app_secret: secrets.open(&row.app_secret, &context(id, "app_secret"))?,
+        access_token: secrets.open(&row.access_token, &context(id, "access_token"))?,
+        verify_token_sha256: row.verify_token_sha256,
     }))
 }

@@ -293,8 +293,9 @@ async fn receive(
     );
     let conversation = conversation_of(whatsapp, channel, tenant, &wa_id, name, &context).await?;
     let content: String = message.display_text().chars().take(10_000).collect();
-    let content = MessageContent::parse(&content)
-        .unwrap_or_else(|_| MessageContent::parse(&format!("[{}]", message.kind)).expect("not empty"));
+    let content = MessageContent::parse(&content).unwrap_or_else(|_| {
+        MessageContent::parse(&format!("[{}]", message.kind)).expect("not empty")
+    });
     let message_id = MessageId::new();
     let command = ConversationCommand::ReceiveWhatsappMessage {
         message_id,

@@ -160,7 +160,10 @@ mod tests {
         let again = SecretBox::from_file(&path).unwrap();
         assert_eq!(again.open(&sealed, "c").unwrap(), "s");
         let mode = std::fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -132,7 +132,12 @@ async fn handle(whatsapp: &Whatsapp, client: &reqwest::Client, mut row: Row) -> 
                 row.wamid = wamid;
             }
             Attempt::Retry(delay, reason) if attempts < MAX_ATTEMPTS => {
-                tracing::info!(outbox = row.id, attempts, reason, "WhatsApp send will be retried");
+                tracing::info!(
+                    outbox = row.id,
+                    attempts,
+                    reason,
+                    "WhatsApp send will be retried"
+                );
                 sqlx::query(
                     "update whatsapp_outbox set attempts = $2, error = $3, locked_until = null,
                             next_attempt_at = now() + make_interval(secs => $4) where id = $1",
@@ -215,11 +220,7 @@ async fn record(whatsapp: &Whatsapp, row: &Row) -> anyhow::Result<()> {
 }
 
 /// One attempt at the Graph API.
-async fn send(
-    whatsapp: &Whatsapp,
-    client: &reqwest::Client,
-    row: &Row,
-) -> anyhow::Result<Attempt> {
+async fn send(whatsapp: &Whatsapp, client: &reqwest::Client, row: &Row) -> anyhow::Result<Attempt> {
     let Some(keys) = channels::keys(
         &whatsapp.pool,
         &whatsapp.secrets,
@@ -276,7 +277,9 @@ async fn send(
         }
         return Ok(Attempt::Sent(wamid));
     }
-    let error = serde_json::from_str::<ErrorAnswer>(&body).ok().map(|a| a.error);
+    let error = serde_json::from_str::<ErrorAnswer>(&body)
+        .ok()
+        .map(|a| a.error);
     let reason = error.as_ref().map_or_else(
         || {
             format!(

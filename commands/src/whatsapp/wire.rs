@@ -247,12 +247,16 @@ impl Message {
                 text_of(body, "emoji")
                     .map_or_else(|| "removed".to_owned(), |emoji| emoji.to_string()),
             ),
-            "contacts" => self.rest.get("contacts").and_then(Value::as_array).map(|cs| {
-                cs.iter()
-                    .filter_map(|c| text_of(c.get("name"), "formatted_name"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }),
+            "contacts" => self
+                .rest
+                .get("contacts")
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| text_of(c.get("name"), "formatted_name"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
             _ => None,
         };
         match words.filter(|w| !w.is_empty()) {

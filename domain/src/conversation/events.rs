@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::actor::Actor;
 use super::whatsapp::{Template, WaId, Wamid};
+use crate::actor::Actor;
 use crate::ids::{AgentId, ChannelId, MessageId, TeamId, WidgetId};
 use crate::text::{Email, Label, MessageContent, Name, Phone};
 

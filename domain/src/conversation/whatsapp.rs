@@ -118,7 +118,10 @@ impl Template {
         if parameters.len() > 20 {
             return Err((
                 "parameters",
-                InvalidValue::new("too_many_parameters", "a template takes at most 20 parameters"),
+                InvalidValue::new(
+                    "too_many_parameters",
+                    "a template takes at most 20 parameters",
+                ),
             ));
         }
         if parameters
