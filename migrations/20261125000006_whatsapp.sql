@@ -37,8 +37,8 @@ create table whatsapp_webhooks (
     received_at     timestamptz not null default now(),
     attempts        integer not null default 0,
     next_attempt_at timestamptz not null default now(),
-    -- A worker's lease: another worker takes the row over once it has passed.
-    locked_until    timestamptz,
+    -- Set once applied. While a worker applies a delivery it holds the session advisory
+    -- lock (0x5741, id), which dies with its connection: no lease to wait out after a crash.
     processed_at    timestamptz,
     last_error      text
 );
@@ -97,8 +97,8 @@ create table whatsapp_outbox (
     request         jsonb not null,
     state           text not null default 'pending' check (state in ('pending', 'sent', 'failed')),
     attempts        integer not null default 0,
+    -- While a sender sends a row it holds the session advisory lock (0x574f, id).
     next_attempt_at timestamptz not null default now(),
-    locked_until    timestamptz,
     wamid           text,
     -- Why it failed, as the agent sees it.
     error           text,

@@ -16,7 +16,10 @@ use domain::ids::{ConversationId, TenantId, WidgetId};
 use serde_json::{Value, json};
 
 use crate::graph_stand_in::{GraphStandIn, Signature, deliver};
-use crate::helpers::{TestApp, serve_args, spawn_app_with, workspace_root};
+use crate::helpers::{
+    Server, TestApp, database_url, free_port, fresh_database, pool, serve_args, spawn_app_with,
+    wait_for_health, workspace_root,
+};
 
 /// The Meta app's secret the test channel is registered with.
 pub const APP_SECRET: &str = "3f9d2c71e8b04a6d95c1f0e2b7a8d4c6";
@@ -819,4 +822,85 @@ async fn a_phone_number_belongs_to_one_tenant_and_bad_channels_are_refused_with_
             .len(),
         2
     );
+}
+
+#[tokio::test]
+async fn a_delivery_larger_than_the_limit_is_refused_unread() {
+    let setup = setup().await;
+    let mut payload = fresh("webhook-text.json");
+    payload["padding"] = json!("x".repeat(1024 * 1024));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let (status, problem) = deliver(&setup.webhook, &body, Signature::Valid(APP_SECRET)).await;
+    assert_eq!(status, 413, "{problem}");
+    assert_eq!(problem["code"], "body_too_large");
+    assert_eq!(setup.app.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn templates_in_another_tenants_conversation_are_not_found() {
+    let setup = setup().await;
+    post(&setup, &fresh("webhook-text.json")).await;
+    let conversation = whatsapp_conversation(&setup.app, SHEENA, 1).await;
+    let other = setup.app.new_tenant("Other").await;
+    let events = setup.app.event_count().await;
+    setup
+        .app
+        .post(
+            &other,
+            &format!(
+                "/conversations/{}/whatsapp/templates",
+                conversation["id"].as_str().unwrap()
+            ),
+            json!({"name": "order_follow_up", "language": "en_US"}),
+        )
+        .await
+        .problem(404, "conversation_not_found");
+    assert_eq!(setup.app.event_count().await, events);
+}
+
+#[tokio::test]
+async fn a_delivery_acknowledged_just_before_the_server_dies_is_applied_after_the_restart() {
+    let options = fresh_database().await;
+    let url = database_url(&options);
+    let pool = pool(&options).await;
+    let key = "11".repeat(32);
+    let address = format!("127.0.0.1:{}", free_port());
+    let args = ["serve", "--listen", &address, "--secrets-key", &key];
+    let server = Server::start(&args, Some(&url));
+    let base = format!("http://{address}");
+    wait_for_health(&base).await;
+    let tenant = commands::tenancy::create_tenant(&pool, "Acme", "admin@example.com")
+        .await
+        .unwrap();
+    let channel: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/whatsapp/channels"))
+        .bearer_auth(&tenant.admin_token)
+        .json(
+            &json!({"phone_number_id": PHONE_NUMBER_ID, "business_account_id": "1",
+            "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook = channel["webhook_url"].as_str().unwrap().to_owned();
+
+    let body = serde_json::to_vec(&fresh("webhook-text.json")).unwrap();
+    let (status, _) = deliver(&webhook, &body, Signature::Valid(APP_SECRET)).await;
+    assert_eq!(status, 200);
+    drop(server); // SIGKILL, right after the answer.
+
+    let _restarted = Server::start(&args, Some(&url));
+    wait_for_health(&base).await;
+    eventually("the acknowledged message in the event store", || async {
+        let received: i64 =
+            sqlx::query_scalar("select count(*) from events where event_type = 'MessageReceived'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (received == 1).then_some(())
+    })
+    .await;
 }

@@ -33,8 +33,11 @@ use crate::bus::CommandError;
 use crate::context::{CommandContext, stream_id};
 use crate::store::IdempotencyRecord;
 
-/// How long a worker may hold a delivery before another may take it over.
-const LEASE_SECONDS: i64 = 60;
+/// The first key of the advisory locks that mark a delivery as being applied (the second is
+/// the delivery id): "WA".
+const LOCK_SPACE: i32 = 0x5741;
+/// Due deliveries a worker looks at per round.
+const CANDIDATES: i64 = 20;
 /// How often an idle worker looks for due deliveries without being woken.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Parked statuses no message claimed after this long (messages sent from elsewhere).
@@ -72,41 +75,69 @@ struct Delivery {
 /// Applies deliveries until stopped.
 pub async fn run(whatsapp: Whatsapp) {
     loop {
-        match next(&whatsapp.pool).await {
-            Ok(Some(delivery)) => {
-                let id = delivery.id;
-                let attempts = delivery.attempts;
-                let outcome = apply(&whatsapp, delivery).await;
-                if let Err(error) = finish(&whatsapp.pool, id, attempts, outcome).await {
-                    tracing::warn!(delivery = id, %error, "could not record a webhook delivery's outcome");
-                }
-            }
-            Ok(None) => {
-                let _ = tokio::time::timeout(IDLE_POLL, whatsapp.deliveries.notified()).await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not take a webhook delivery");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        if let Err(error) = work(&whatsapp).await {
+            tracing::warn!(%error, "webhook worker failed; restarting");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
 
-/// Takes the oldest due delivery for a lease, in one short statement (no transaction stays
-/// open while it is applied: that would hold back every gap-free reader).
-async fn next(pool: &PgPool) -> Result<Option<Delivery>, sqlx::Error> {
+/// Applies due deliveries on a connection of its own, which holds the advisory lock of the
+/// delivery being applied: another worker (here or on another instance) skips it, and if
+/// this process dies the connection closes and the lock goes with it, so the delivery is
+/// taken up again at once, with no lease to wait out.
+async fn work(whatsapp: &Whatsapp) -> Result<(), sqlx::Error> {
+    let mut conn = whatsapp.pool.acquire().await?.detach();
+    loop {
+        let due: Vec<i64> = sqlx::query_scalar(
+            "select id from whatsapp_webhooks
+              where processed_at is null and next_attempt_at <= now()
+              order by next_attempt_at, id limit $1",
+        )
+        .bind(CANDIDATES)
+        .fetch_all(&whatsapp.pool)
+        .await?;
+        let mut applied = 0;
+        for id in due {
+            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+                .bind(LOCK_SPACE)
+                .bind(id as i32)
+                .fetch_one(&mut conn)
+                .await?;
+            if !locked {
+                continue;
+            }
+            let taken = match take(&whatsapp.pool, id).await {
+                Ok(Some(delivery)) => {
+                    let attempts = delivery.attempts;
+                    let outcome = apply(whatsapp, delivery).await;
+                    applied += 1;
+                    finish(&whatsapp.pool, id, attempts, outcome).await
+                }
+                Ok(None) => Ok(()),
+                Err(error) => Err(error),
+            };
+            sqlx::query("select pg_advisory_unlock($1, $2)")
+                .bind(LOCK_SPACE)
+                .bind(id as i32)
+                .execute(&mut conn)
+                .await?;
+            taken?;
+        }
+        if applied == 0 {
+            let _ = tokio::time::timeout(IDLE_POLL, whatsapp.deliveries.notified()).await;
+        }
+    }
+}
+
+/// The delivery, counted as one more attempt, if no one applied it in the meantime.
+async fn take(pool: &PgPool, id: i64) -> Result<Option<Delivery>, sqlx::Error> {
     sqlx::query_as(
-        "update whatsapp_webhooks
-            set locked_until = now() + make_interval(secs => $1), attempts = attempts + 1
-          where id = (select id from whatsapp_webhooks
-                       where processed_at is null and next_attempt_at <= now()
-                         and (locked_until is null or locked_until < now())
-                       order by next_attempt_at, id
-                       for update skip locked
-                       limit 1)
+        "update whatsapp_webhooks set attempts = attempts + 1
+          where id = $1 and processed_at is null
           returning id, channel_id, tenant_id, payload, received_at, attempts",
     )
-    .bind(LEASE_SECONDS as f64)
+    .bind(id)
     .fetch_optional(pool)
     .await
 }
@@ -120,8 +151,8 @@ async fn finish(
     match outcome {
         Ok(()) => {
             sqlx::query(
-                "update whatsapp_webhooks set processed_at = now(), locked_until = null,
-                        last_error = null where id = $1",
+                "update whatsapp_webhooks set processed_at = now(), last_error = null
+                  where id = $1",
             )
             .bind(id)
             .execute(pool)
@@ -132,7 +163,7 @@ async fn finish(
             let backoff = 2f64.powi(attempts.min(9)).min(300.0);
             sqlx::query(
                 "update whatsapp_webhooks
-                    set locked_until = null, last_error = $2,
+                    set last_error = $2,
                         next_attempt_at = now() + make_interval(secs => $3)
                   where id = $1",
             )

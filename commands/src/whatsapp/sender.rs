@@ -26,8 +26,11 @@ use super::{Whatsapp, channels, ingest};
 use crate::bus::CommandError;
 use crate::context::{CommandContext, stream_id};
 
-/// How long a sender may hold a row.
-const LEASE_SECONDS: f64 = 60.0;
+/// The first key of the advisory locks that mark an outbox row as being sent (the second
+/// is the row id): "WO".
+const LOCK_SPACE: i32 = 0x574f;
+/// Due rows a sender looks at per round.
+const CANDIDATES: i64 = 20;
 /// How often an idle sender looks for due rows.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Attempts before a retryable failure becomes permanent.
@@ -71,43 +74,79 @@ pub async fn run(whatsapp: Whatsapp) {
         .build()
         .expect("the HTTP client builds");
     loop {
-        match next(&whatsapp).await {
-            Ok(Some(row)) => {
-                let id = row.id;
-                if let Err(error) = handle(&whatsapp, &client, row).await {
-                    tracing::warn!(outbox = id, error.cause_chain = ?error, "WhatsApp send step failed; retrying");
-                    let _ = sqlx::query(
-                        "update whatsapp_outbox set locked_until = null,
-                                next_attempt_at = now() + interval '5 seconds' where id = $1",
-                    )
-                    .bind(id)
-                    .execute(&whatsapp.pool)
-                    .await;
-                }
-            }
-            Ok(None) => tokio::time::sleep(IDLE_POLL).await,
-            Err(error) => {
-                tracing::warn!(%error, "could not take an outbox row");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        if let Err(error) = work(&whatsapp, &client).await {
+            tracing::warn!(%error, "WhatsApp sender failed; restarting");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
 
-async fn next(whatsapp: &Whatsapp) -> Result<Option<Row>, sqlx::Error> {
+/// Sends due rows on a connection of its own, which holds the advisory lock of the row being
+/// sent: another sender (on another instance) skips it, and if this process dies the lock
+/// goes with its connection, so the row is taken up again at once.
+async fn work(whatsapp: &Whatsapp, client: &reqwest::Client) -> Result<(), sqlx::Error> {
+    let mut conn = whatsapp.pool.acquire().await?.detach();
+    loop {
+        let due: Vec<i64> = sqlx::query_scalar(
+            "select id from whatsapp_outbox
+              where (state = 'pending' or not recorded) and next_attempt_at <= now()
+              order by next_attempt_at, id limit $1",
+        )
+        .bind(CANDIDATES)
+        .fetch_all(&whatsapp.pool)
+        .await?;
+        if due.is_empty() {
+            tokio::time::sleep(IDLE_POLL).await;
+            continue;
+        }
+        for id in due {
+            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+                .bind(LOCK_SPACE)
+                .bind(id as i32)
+                .fetch_one(&mut conn)
+                .await?;
+            if !locked {
+                continue;
+            }
+            let taken = match take(&whatsapp.pool, id).await {
+                Ok(Some(row)) => {
+                    if let Err(error) = handle(whatsapp, client, row).await {
+                        tracing::warn!(outbox = id, error.cause_chain = ?error, "WhatsApp send step failed; retrying");
+                        sqlx::query(
+                            "update whatsapp_outbox
+                                set next_attempt_at = now() + interval '5 seconds' where id = $1",
+                        )
+                        .bind(id)
+                        .execute(&whatsapp.pool)
+                        .await
+                        .map(drop)
+                    } else {
+                        Ok(())
+                    }
+                }
+                Ok(None) => Ok(()),
+                Err(error) => Err(error),
+            };
+            sqlx::query("select pg_advisory_unlock($1, $2)")
+                .bind(LOCK_SPACE)
+                .bind(id as i32)
+                .execute(&mut conn)
+                .await?;
+            taken?;
+        }
+    }
+}
+
+/// The row, if it is still due (no one sent or recorded it in the meantime).
+async fn take(pool: &sqlx::PgPool, id: i64) -> Result<Option<Row>, sqlx::Error> {
     sqlx::query_as(
-        "update whatsapp_outbox set locked_until = now() + make_interval(secs => $1)
-          where id = (select id from whatsapp_outbox
-                       where (state = 'pending' or not recorded) and next_attempt_at <= now()
-                         and (locked_until is null or locked_until < now())
-                       order by next_attempt_at, id
-                       for update skip locked
-                       limit 1)
-          returning id, tenant_id, conversation_id, message_id, channel_id, kind, request,
-                    state, attempts, wamid, error",
+        "select id, tenant_id, conversation_id, message_id, channel_id, kind, request,
+                state, attempts, wamid, error
+           from whatsapp_outbox
+          where id = $1 and (state = 'pending' or not recorded) and next_attempt_at <= now()",
     )
-    .bind(LEASE_SECONDS)
-    .fetch_optional(&whatsapp.pool)
+    .bind(id)
+    .fetch_optional(pool)
     .await
 }
 
@@ -120,7 +159,7 @@ async fn handle(whatsapp: &Whatsapp, client: &reqwest::Client, mut row: Row) -> 
             Attempt::Sent(wamid) => {
                 sqlx::query(
                     "update whatsapp_outbox set state = 'sent', wamid = $2, attempts = $3,
-                            error = null, recorded = $4, locked_until = null where id = $1",
+                            error = null, recorded = $4 where id = $1",
                 )
                 .bind(row.id)
                 .bind(&wamid)
@@ -139,7 +178,7 @@ async fn handle(whatsapp: &Whatsapp, client: &reqwest::Client, mut row: Row) -> 
                     "WhatsApp send will be retried"
                 );
                 sqlx::query(
-                    "update whatsapp_outbox set attempts = $2, error = $3, locked_until = null,
+                    "update whatsapp_outbox set attempts = $2, error = $3,
                             next_attempt_at = now() + make_interval(secs => $4) where id = $1",
                 )
                 .bind(row.id)
@@ -158,7 +197,7 @@ async fn handle(whatsapp: &Whatsapp, client: &reqwest::Client, mut row: Row) -> 
                 };
                 sqlx::query(
                     "update whatsapp_outbox set state = 'failed', attempts = $2, error = $3,
-                            recorded = $4, locked_until = null where id = $1",
+                            recorded = $4 where id = $1",
                 )
                 .bind(row.id)
                 .bind(attempts)
@@ -209,7 +248,7 @@ async fn record(whatsapp: &Whatsapp, row: &Row) -> anyhow::Result<()> {
         Ok(_) | Err(CommandError::Rejected(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    sqlx::query("update whatsapp_outbox set recorded = true, locked_until = null where id = $1")
+    sqlx::query("update whatsapp_outbox set recorded = true where id = $1")
         .bind(row.id)
         .execute(&whatsapp.pool)
         .await?;

@@ -154,3 +154,7 @@ impl Template {
         text.chars().take(10_000).collect()
     }
 }
+
+#[cfg(test)]
+#[path = "whatsapp_tests.rs"]
+mod tests;
