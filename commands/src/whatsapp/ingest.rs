@@ -3,7 +3,7 @@
 //! A delivery is applied message by message and status by status, every entry and change of
 //! it. Meta delivers at least once and out of order, so:
 //!
-//! - a message is written with the idempotency key `whatsapp:<channel>:<wamid>`, whose
+//! - a message is written with the idempotency key `whatsapp <channel> <wamid>`, whose
 //!   primary key is written in the same statement as its events: a redelivery, even one
 //!   applied at the same moment by another worker or instance, stores nothing more;
 //! - a contact's conversation is reserved in `whatsapp_contacts` (primary key on number and
@@ -305,7 +305,8 @@ async fn receive(
         );
         return Ok(());
     };
-    let key = format!("whatsapp:{channel}:{}", wamid.as_str());
+    // Spaces make this a key no API client can send (`Idempotency-Key` is visible ASCII).
+    let key = format!("whatsapp {channel} {}", wamid.as_str());
     // A redelivery of a stored message: nothing to do (the key below is what guarantees it;
     // this only saves the work).
     if whatsapp
@@ -324,16 +325,16 @@ async fn receive(
     );
     let conversation = conversation_of(whatsapp, channel, tenant, &wa_id, name, &context).await?;
     let content: String = message.display_text().chars().take(10_000).collect();
-    let content = MessageContent::parse(&content).unwrap_or_else(|_| {
-        MessageContent::parse(&format!("[{}]", message.kind)).expect("not empty")
-    });
+    let content = MessageContent::parse(&content)
+        .or_else(|_| MessageContent::parse("[message]"))
+        .expect("a bracketed word is never blank");
     let message_id = MessageId::new();
     let command = ConversationCommand::ReceiveWhatsappMessage {
         message_id,
         content,
         sent_at: wire::unix_time(&message.timestamp).unwrap_or(received_at),
         wamid,
-        kind: message.kind.clone(),
+        kind: message.kind.chars().take(64).collect(),
         details: message.details(),
     };
     let answer = |_| json!({"conversation_id": conversation, "message_id": message_id});
