@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use api::config::ServeArgs;
+use api::startup::Application;
 use commands::bus::CommandBus;
 use commands::context::{CommandContext, stream_id};
 use commands::store::EventStore;
@@ -38,14 +39,20 @@ struct Setup {
     webhook: String,
 }
 
-async fn setup() -> Setup {
-    let graph = GraphStandIn::start().await;
-    let app = spawn_app_with(ServeArgs {
+/// The server options of a test: the stand-in as Graph API, short retries, and a fixed
+/// secrets key, so a second instance on the same database can read the channel's secrets.
+fn args(graph: &GraphStandIn) -> ServeArgs {
+    ServeArgs {
         whatsapp_graph_url: graph.url(),
         whatsapp_retry_ms: 50,
+        secrets_key: Some("5a".repeat(32)),
         ..serve_args()
-    })
-    .await;
+    }
+}
+
+async fn setup() -> Setup {
+    let graph = GraphStandIn::start().await;
+    let app = spawn_app_with(args(&graph)).await;
     let channel = app
         .post(
             &app.admin,
@@ -376,10 +383,24 @@ async fn messages_that_are_not_text_are_kept_with_their_type_and_shown_as_such()
 }
 
 #[tokio::test]
-async fn the_same_delivery_five_times_at_once_yields_one_message() {
+async fn the_same_delivery_five_times_at_once_on_two_instances_yields_one_message() {
     let setup = setup().await;
+    let second = Application::build(setup.app.pool.clone(), &args(&setup.graph))
+        .await
+        .unwrap();
+    let second_webhook = setup
+        .webhook
+        .replace(&setup.app.address, &format!("http://{}", second.address()));
+    tokio::spawn(second.run_until(std::future::pending()));
     let body = serde_json::to_vec(&fresh("webhook-text.json")).unwrap();
-    let deliveries = (0..5).map(|_| deliver(&setup.webhook, &body, Signature::Valid(APP_SECRET)));
+    let deliveries = (0..5).map(|n| {
+        let webhook = if n % 2 == 0 {
+            &setup.webhook
+        } else {
+            &second_webhook
+        };
+        deliver(webhook, &body, Signature::Valid(APP_SECRET))
+    });
     for (status, answer) in futures::future::join_all(deliveries).await {
         assert_eq!(status, 200, "{answer}");
     }
@@ -589,6 +610,16 @@ async fn a_429_then_success_ends_in_one_sent_message() {
     .await
     .unwrap();
     assert_eq!(outgoing_links, 1);
+    let metrics = reqwest::get(format!("{}/metrics", setup.app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"upzento_whatsapp_sends_total{kind="text",outcome="retried"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -903,4 +934,72 @@ async fn a_delivery_acknowledged_just_before_the_server_dies_is_applied_after_th
         (received == 1).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_deleted_channel_stops_answering_its_webhook() {
+    let setup = setup().await;
+    let app = &setup.app;
+    let id = setup.channel["id"].as_str().unwrap();
+    let agent = app
+        .new_agent(&app.admin, "agent@example.com", "agent")
+        .await;
+    app.call(
+        &agent,
+        reqwest::Method::DELETE,
+        &format!("/whatsapp/channels/{id}"),
+        None,
+    )
+    .await
+    .problem(403, "forbidden");
+    let deleted = app
+        .call(
+            &app.admin,
+            reqwest::Method::DELETE,
+            &format!("/whatsapp/channels/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status.as_u16(), 204);
+
+    let body = serde_json::to_vec(&fresh("webhook-text.json")).unwrap();
+    let (status, problem) = deliver(&setup.webhook, &body, Signature::Valid(APP_SECRET)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("channel_not_found"))
+    );
+    app.call(
+        &app.admin,
+        reqwest::Method::DELETE,
+        &format!("/whatsapp/channels/{id}"),
+        None,
+    )
+    .await
+    .problem(404, "channel_not_found");
+    assert_eq!(app.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_whatsapp_endpoints() {
+    let setup = setup().await;
+    let document: Value = reqwest::get(format!("{}/api/openapi.json", setup.app.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/whatsapp/channels", "post"),
+        ("/api/v1/whatsapp/channels", "get"),
+        ("/api/v1/whatsapp/channels/{id}", "get"),
+        ("/api/v1/whatsapp/channels/{id}", "delete"),
+        ("/api/v1/conversations/{id}/whatsapp/templates", "post"),
+        ("/webhooks/whatsapp/{channel_id}", "get"),
+        ("/webhooks/whatsapp/{channel_id}", "post"),
+    ] {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
 }

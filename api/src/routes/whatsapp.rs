@@ -425,7 +425,11 @@ pub(crate) async fn receive_webhook(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    signature::verify(&keys.app_secret, &body, signature).map_err(signature_error)?;
+    signature::verify(&keys.app_secret, &body, signature).map_err(|error| {
+        metrics::counter!("upzento_whatsapp_webhooks_total", "outcome" => "bad_signature")
+            .increment(1);
+        signature_error(error)
+    })?;
 
     let webhook: wire::Webhook = parse(&body, "")?;
     if webhook.object != wire::OBJECT {
@@ -447,5 +451,6 @@ pub(crate) async fn receive_webhook(
     let payload: serde_json::Value = parse(&body, "")?;
     let delivery = ingest::store(&state.pool, id, keys.tenant_id, &payload).await?;
     state.whatsapp.deliveries.notify_one();
+    metrics::counter!("upzento_whatsapp_webhooks_total", "outcome" => "stored").increment(1);
     Ok(Json(Received { delivery }))
 }

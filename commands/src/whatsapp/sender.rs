@@ -155,6 +155,13 @@ async fn handle(whatsapp: &Whatsapp, client: &reqwest::Client, mut row: Row) -> 
         let attempt = send(whatsapp, client, &row).await?;
         let attempts = row.attempts + 1;
         let read_receipt = row.kind == "read";
+        let outcome = match &attempt {
+            Attempt::Sent(_) => "sent",
+            Attempt::Retry(..) if attempts < MAX_ATTEMPTS => "retried",
+            Attempt::Retry(..) | Attempt::Failed(_) => "failed",
+        };
+        metrics::counter!("upzento_whatsapp_sends_total", "kind" => row.kind.clone(), "outcome" => outcome)
+            .increment(1);
         match attempt {
             Attempt::Sent(wamid) => {
                 sqlx::query(
