@@ -316,11 +316,11 @@ pub(crate) async fn post_message(
             content,
             sent_at: body.sent_at.unwrap_or_else(Utc::now),
         },
-        (MessageType::Outgoing, false) => ConversationCommand::Reply {
+        (MessageType::Outgoing, false) => ConversationCommand::PostMessage {
             message_id,
             content,
             author,
-            now: Utc::now(),
+            at: Utc::now(),
         },
         (MessageType::Outgoing, true) => ConversationCommand::AddNote {
             message_id,

@@ -62,28 +62,16 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// Refuses a team message in a resolved conversation or with an id already used.
-    fn ensure_can_post(
-        &self,
-        status: ConversationStatus,
-        id: MessageId,
-    ) -> Result<(), ConversationError> {
-        if status == ConversationStatus::Resolved {
-            return Err(ConversationError::Resolved);
-        }
-        self.ensure_new_message(id)
-    }
-
-    /// WhatsApp's rules for a free-form reply asked for at `now` (`None`: unknown).
+    /// WhatsApp's rules for a free-form reply posted at `now`: within 24 hours of the
+    /// contact's last message, and no longer than the Cloud API takes.
     fn ensure_replyable(
         &self,
         content: &crate::text::MessageContent,
-        now: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) -> Result<(), ConversationError> {
         if self.source != Some(Source::Whatsapp) {
             return Ok(());
         }
-        let now = now.ok_or(ConversationError::ReplyNeedsTime)?;
         if content.as_str().chars().count() > MAX_TEXT_CHARS {
             return Err(ConversationError::WhatsappTextTooLong);
         }
@@ -256,24 +244,13 @@ impl Aggregate for Conversation {
                 message_id,
                 content,
                 author,
+                at,
             } => {
-                self.ensure_can_post(status, message_id)?;
-                self.ensure_replyable(&content, None)?;
-                let event = E::MessagePosted {
-                    message_id,
-                    content,
-                    author,
-                };
-                sink.write(event, self).await;
-            }
-            C::Reply {
-                message_id,
-                content,
-                author,
-                now,
-            } => {
-                self.ensure_can_post(status, message_id)?;
-                self.ensure_replyable(&content, Some(now))?;
+                if status == ConversationStatus::Resolved {
+                    return Err(ConversationError::Resolved);
+                }
+                self.ensure_new_message(message_id)?;
+                self.ensure_replyable(&content, at)?;
                 let event = E::MessagePosted {
                     message_id,
                     content,
@@ -289,7 +266,10 @@ impl Aggregate for Conversation {
                 if self.source != Some(Source::Whatsapp) {
                     return Err(ConversationError::NotWhatsapp);
                 }
-                self.ensure_can_post(status, message_id)?;
+                if status == ConversationStatus::Resolved {
+                    return Err(ConversationError::Resolved);
+                }
+                self.ensure_new_message(message_id)?;
                 let content = crate::text::MessageContent::parse(&template.summary())
                     .expect("a template summary is never empty and is cut to a message's length");
                 let event = E::WhatsappTemplatePosted {

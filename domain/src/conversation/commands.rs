@@ -38,6 +38,8 @@ pub enum ConversationCommand {
         content: MessageContent,
         /// Who wrote it.
         author: Actor,
+        /// When it was posted: on the website channel, storing a reply is sending it.
+        at: DateTime<Utc>,
     },
     /// Record a private note.
     AddNote {
@@ -113,18 +115,6 @@ pub enum ConversationCommand {
         kind: String,
         /// WhatsApp's object for that type, as received.
         details: Option<serde_json::Value>,
-    },
-    /// The team's reply, asked for at `now`: like `PostMessage`, and a channel with a reply
-    /// window (WhatsApp's 24 hours) decides on `now`.
-    Reply {
-        /// Unique within the conversation.
-        message_id: MessageId,
-        /// The text.
-        content: MessageContent,
-        /// Who wrote it.
-        author: Actor,
-        /// When the reply was asked for.
-        now: DateTime<Utc>,
     },
     /// Send an approved WhatsApp template.
     PostTemplate {

@@ -51,10 +51,6 @@ pub enum ConversationError {
         "the contact last wrote more than 24 hours ago, so WhatsApp would not deliver a free-form reply; send an approved template instead (POST /api/v1/conversations/{{id}}/whatsapp/templates)"
     )]
     ReplyWindowClosed,
-    /// 422: a WhatsApp reply needs the time it was asked for, to check the 24-hour window;
-    /// only `Reply` carries it.
-    #[error("a reply in a WhatsApp conversation must be sent as a reply with its time")]
-    ReplyNeedsTime,
     /// 422: WhatsApp accepts at most 4,096 characters of text.
     #[error("WhatsApp accepts at most 4,096 characters in a text message")]
     WhatsappTextTooLong,
@@ -77,7 +73,6 @@ impl Rejection for ConversationError {
             | Self::SnoozeNeedsFutureTime
             | Self::SnoozeTimeWithoutSnooze
             | Self::WidgetMismatch
-            | Self::ReplyNeedsTime
             | Self::WhatsappTextTooLong
             | Self::NotWhatsapp => RejectionKind::Unprocessable,
         }
@@ -96,7 +91,6 @@ impl Rejection for ConversationError {
             Self::SnoozeNeedsFutureTime | Self::SnoozeTimeWithoutSnooze => "invalid_snooze",
             Self::WidgetMismatch => "widget_mismatch",
             Self::ReplyWindowClosed => "whatsapp_window_closed",
-            Self::ReplyNeedsTime => "reply_needs_time",
             Self::WhatsappTextTooLong => "too_long",
             Self::NotWhatsapp => "not_whatsapp",
         }

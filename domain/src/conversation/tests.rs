@@ -115,6 +115,7 @@ fn message_ids_are_unique_within_a_conversation() {
             message_id: id,
             content: text("again"),
             author: Actor::System,
+            at: t0(),
         })
         .then_expect_error(ConversationError::DuplicateMessage(id));
 }
@@ -164,6 +165,7 @@ fn the_team_cannot_reply_in_a_resolved_conversation_but_can_leave_notes() {
             message_id: id,
             content: text("hi"),
             author: Actor::System,
+            at: t0(),
         })
         .then_expect_error(ConversationError::Resolved);
     Given::with(())
@@ -387,6 +389,7 @@ fn command_from(choice: u8, id: u8, agent: u8, ids: &[MessageId], agents: &[Agen
             message_id,
             content: text("out"),
             author: Actor::Agent(agent_id),
+            at: t0(),
         },
         2 => C::AddNote {
             message_id,

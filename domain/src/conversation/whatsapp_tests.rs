@@ -52,12 +52,12 @@ fn received_at(id: MessageId, at: DateTime<Utc>) -> E {
     }
 }
 
-fn reply(id: MessageId, now: DateTime<Utc>) -> C {
-    C::Reply {
+fn reply(id: MessageId, at: DateTime<Utc>) -> C {
+    C::PostMessage {
         message_id: id,
         content: text("Yes, in blue."),
         author: Actor::Agent(AgentId::new()),
-        now,
+        at,
     }
 }
 
@@ -131,11 +131,11 @@ fn a_free_form_reply_is_accepted_within_24_hours_of_the_contacts_last_message() 
     let author = Actor::System;
     Given::with(())
         .given(history(t0()))
-        .when(C::Reply {
+        .when(C::PostMessage {
             message_id: id,
             content: text("Yes, in blue."),
             author: author.clone(),
-            now: t0() + REPLY_WINDOW - Duration::seconds(1),
+            at: t0() + REPLY_WINDOW - Duration::seconds(1),
         })
         .then_expect_events(vec![E::MessagePosted {
             message_id: id,
@@ -168,22 +168,14 @@ fn the_window_runs_from_the_newest_message_even_when_an_older_one_arrives_late()
 }
 
 #[test]
-fn whatsapp_replies_need_their_time_and_fit_in_4096_characters() {
+fn whatsapp_replies_fit_in_4096_characters() {
     Given::with(())
         .given(history(t0()))
         .when(C::PostMessage {
             message_id: MessageId::new(),
-            content: text("no time given"),
-            author: Actor::System,
-        })
-        .then_expect_error(ConversationError::ReplyNeedsTime);
-    Given::with(())
-        .given(history(t0()))
-        .when(C::Reply {
-            message_id: MessageId::new(),
             content: text(&"x".repeat(MAX_TEXT_CHARS + 1)),
             author: Actor::System,
-            now: t0(),
+            at: t0(),
         })
         .then_expect_error(ConversationError::WhatsappTextTooLong);
 }
