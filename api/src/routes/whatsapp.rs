@@ -33,6 +33,8 @@ use crate::state::AppState;
 /// The largest webhook delivery accepted. Meta batches updates, so this is above the API's
 /// usual body limit; anything larger is refused before it is read.
 const WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
+/// The longest `hub.challenge` echoed; Meta's are short numbers.
+const MAX_CHALLENGE_BYTES: usize = 256;
 
 /// The admin and agent routes, nested under `/api/v1`.
 pub(super) fn router() -> Router<AppState> {
@@ -336,9 +338,15 @@ pub(crate) async fn verify_webhook(
     let mode = query.get("hub.mode").map(String::as_str);
     let token = query.get("hub.verify_token").map(String::as_str);
     match (mode, token, query.get("hub.challenge")) {
-        (Some("subscribe"), Some(token), Some(challenge)) if keys.verify_token_matches(token) => {
+        (Some("subscribe"), Some(token), Some(challenge))
+            if challenge.len() <= MAX_CHALLENGE_BYTES && keys.verify_token_matches(token) =>
+        {
+            // Echoed as inert text: the challenge is caller-chosen.
             Ok((
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                [
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
                 challenge.clone(),
             )
                 .into_response())
