@@ -341,6 +341,21 @@ async fn a_delivery_with_several_entries_messages_and_statuses_is_applied_in_ful
     );
     assert_eq!(count_events(&setup.app, "MessageReceived").await, 3);
     assert_eq!(count_events(&setup.app, "WhatsappMessageLinked").await, 3);
+    let actors: Vec<String> = sqlx::query_scalar(
+        "select metadata->>'actor' from events where event_type = 'MessageReceived'
+          order by position",
+    )
+    .fetch_all(&setup.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actors,
+        [
+            "contact:16505551234",
+            "contact:447700900123",
+            "contact:16505551234"
+        ]
+    );
 
     // The status in the batch is for a message this server has not sent: it waits.
     let parked: Vec<String> =
@@ -1002,4 +1017,31 @@ async fn the_openapi_document_describes_the_whatsapp_endpoints() {
             "{method} {path} is not documented"
         );
     }
+}
+
+#[tokio::test]
+async fn rebuilding_the_outbox_projector_sends_nothing_twice() {
+    let setup = setup().await;
+    let app = &setup.app;
+    post(&setup, &fresh("webhook-text.json")).await;
+    let conversation = whatsapp_conversation(app, SHEENA, 1).await;
+    let id = conversation["id"].as_str().unwrap();
+    let first = reply(app, id, "First").await;
+    message_status(app, id, &first, "sent").await;
+    assert_eq!(setup.graph.received().len(), 1);
+
+    // What `upzento projections rebuild whatsapp_outbox` does.
+    projections::runtime::reset(&app.pool, &projections::whatsapp::WhatsappOutbox)
+        .await
+        .unwrap();
+    let second = reply(app, id, "Second").await;
+    message_status(app, id, &second, "sent").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies: Vec<Value> = setup
+        .graph
+        .received()
+        .into_iter()
+        .map(|r| r.body["text"]["body"].clone())
+        .collect();
+    assert_eq!(bodies, [json!("First"), json!("Second")]);
 }
