@@ -96,6 +96,28 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "UPZENTO_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// The key that encrypts WhatsApp access tokens and app secrets at rest: 64 hex
+    /// characters (32 bytes). Every instance on one database needs the same key.
+    #[arg(long, env = "UPZENTO_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+    /// A file holding that key; created with a random key (mode 0600) when missing. Without
+    /// either option the server uses `<data-dir>/secrets.key`.
+    #[arg(long, env = "UPZENTO_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// Base URL of Meta's Graph API; a local stand-in in tests.
+    #[arg(
+        long,
+        env = "UPZENTO_WHATSAPP_GRAPH_URL",
+        default_value = "https://graph.facebook.com"
+    )]
+    pub whatsapp_graph_url: String,
+    /// Graph API version used in request paths.
+    #[arg(long, env = "UPZENTO_WHATSAPP_GRAPH_VERSION", default_value = "v21.0")]
+    pub whatsapp_graph_version: String,
+    /// First retry delay after a 429, 5xx or network error from the Graph API, in
+    /// milliseconds; it doubles with each attempt.
+    #[arg(long, env = "UPZENTO_WHATSAPP_RETRY_MS", default_value_t = 1000)]
+    pub whatsapp_retry_ms: u64,
 }
 
 impl Default for ServeArgs {

@@ -34,8 +34,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .command
         .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
     {
-        Command::Serve(args) => {
+        Command::Serve(mut args) => {
             telemetry::init_logs("info,sqlx=warn");
+            if args.secrets_key.is_none() && args.secrets_key_file.is_none() {
+                if cli.database.database_url.is_some() {
+                    tracing::warn!(
+                        "no UPZENTO_SECRETS_KEY: WhatsApp secrets are sealed with a key file under --data-dir, which other instances do not share"
+                    );
+                }
+                args.secrets_key_file = Some(cli.database.data_dir.join("secrets.key"));
+            }
             let database = Database::open(&cli.database).await?;
             let app = Application::build(database.pool.clone(), &args).await?;
             tracing::info!(address = %app.address(), "listening");

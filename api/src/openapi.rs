@@ -5,7 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::realtime;
-use crate::routes::{agents, conversations, domains, health, inbox, teams, visitor, widgets};
+use crate::routes::{
+    agents, conversations, domains, health, inbox, teams, visitor, whatsapp, widgets,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +28,9 @@ use crate::routes::{agents, conversations, domains, health, inbox, teams, visito
         realtime::agent_socket,
         visitor::start_session, visitor::identify, visitor::history, visitor::send_message,
         visitor::acknowledge, visitor::visitor_socket,
+        whatsapp::create_channel, whatsapp::list_channels, whatsapp::get_channel,
+        whatsapp::delete_channel, whatsapp::send_template, whatsapp::verify_webhook,
+        whatsapp::receive_webhook,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

@@ -7,6 +7,7 @@ pub(crate) mod health;
 pub(crate) mod inbox;
 pub(crate) mod teams;
 pub(crate) mod visitor;
+pub(crate) mod whatsapp;
 pub(crate) mod widgets;
 
 use axum::extract::DefaultBodyLimit;
@@ -47,11 +48,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(conversations::router())
         .merge(inbox::router())
         .merge(crate::realtime::router())
-        .merge(visitor::router(state.clone()));
+        .merge(visitor::router(state.clone()))
+        .merge(whatsapp::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(visitor::script())
         .merge(health::router())
+        .merge(whatsapp::webhooks())
         .fallback(|| async {
             ApiError::not_found(
                 "route_not_found",

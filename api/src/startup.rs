@@ -11,6 +11,8 @@ use commands::directory::DomainDirectory;
 use commands::proofs::{NetworkProofs, ProofSettings};
 use commands::store::EventStore;
 use commands::tenancy::TokenCache;
+use commands::whatsapp::secrets::SecretBox;
+use commands::whatsapp::{GraphSettings, Whatsapp};
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
 use projections::runtime::Projectors;
@@ -18,14 +20,14 @@ use projections::tail::Tail;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::cluster::{self, PrivateCluster};
 use crate::config::{DatabaseArgs, ServeArgs};
 use crate::realtime::signals::Signals;
 use crate::state::AppState;
 use crate::visitor::gate::WidgetGate;
-use crate::visitor::keys::Keys;
+use crate::visitor::keys::KeyRing;
 use crate::visitor::limits::VisitorLimits;
 use crate::{routes, telemetry};
 
@@ -130,7 +132,6 @@ pub fn state(
     pool: PgPool,
     args: &ServeArgs,
     bound: SocketAddr,
-    keys: Keys,
     closing: watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
     let store = EventStore::new(pool.clone());
@@ -141,12 +142,25 @@ pub fn state(
         allow_private_targets: args.allow_private_proof_targets,
     })
     .context("could not set up the DNS resolver for domain verification")?;
+    let conversations = Arc::new(CommandBus::new(
+        store.clone(),
+        (),
+        CONVERSATION_SNAPSHOT_EVERY,
+    ));
+    let whatsapp = Whatsapp {
+        pool: pool.clone(),
+        secrets: Arc::new(secrets_box(args)?),
+        conversations: conversations.clone(),
+        graph: GraphSettings {
+            base_url: args.whatsapp_graph_url.trim_end_matches('/').to_owned(),
+            version: args.whatsapp_graph_version.clone(),
+            retry_base: Duration::from_millis(args.whatsapp_retry_ms),
+        },
+        deliveries: Arc::new(Notify::new()),
+    };
     Ok(AppState {
-        conversations: Arc::new(CommandBus::new(
-            store.clone(),
-            (),
-            CONVERSATION_SNAPSHOT_EVERY,
-        )),
+        conversations,
+        whatsapp,
         widgets: Arc::new(CommandBus::new(
             store.clone(),
             Arc::new(DomainDirectory::new(store.clone())) as Arc<dyn WidgetServices>,
@@ -160,7 +174,7 @@ pub fn state(
         )),
         tail: Tail::start(pool.clone()),
         signals: Signals::start(pool.clone()),
-        keys: Arc::new(keys),
+        keys: Arc::new(KeyRing::new(pool.clone())),
         limits: Arc::new(VisitorLimits::default()),
         closing,
         pool,
@@ -170,12 +184,28 @@ pub fn state(
     })
 }
 
+/// The key for channel secrets: given, or read from (and first created in) its file. With
+/// neither, as when the server is embedded in tests, a key for this process only.
+fn secrets_box(args: &ServeArgs) -> anyhow::Result<SecretBox> {
+    match (&args.secrets_key, &args.secrets_key_file) {
+        (Some(key), _) => SecretBox::from_hex(key).context("UPZENTO_SECRETS_KEY"),
+        (None, Some(path)) => SecretBox::from_file(path),
+        (None, None) => {
+            tracing::warn!(
+                "no secrets key configured: WhatsApp secrets stored now will not be readable after a restart"
+            );
+            Ok(SecretBox::ephemeral())
+        }
+    }
+}
+
 /// A server bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
     closing: watch::Sender<bool>,
+    whatsapp: Whatsapp,
 }
 
 impl Application {
@@ -186,18 +216,15 @@ impl Application {
             .with_context(|| format!("could not listen on {}", args.listen))?;
         let bound = listener.local_addr()?;
         let (closing, closing_seen) = watch::channel(false);
-        let keys = Keys::load(&pool)
-            .await
-            .context("could not read the signing keys")?;
-        let router = routes::router(
-            state(pool.clone(), args, bound, keys, closing_seen)?,
-            args.max_body_bytes,
-        );
+        let state = state(pool.clone(), args, bound, closing_seen)?;
+        let whatsapp = state.whatsapp.clone();
+        let router = routes::router(state, args.max_body_bytes);
         Ok(Self {
             listener,
             router,
             pool,
             closing,
+            whatsapp,
         })
     }
 
@@ -215,6 +242,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let projectors = Projectors::start(self.pool, projections::all());
+        let whatsapp = self.whatsapp.start();
         let closing = self.closing;
         let service = self
             .router
@@ -225,6 +253,7 @@ impl Application {
                 closing.send_replace(true);
             })
             .await;
+        whatsapp.stop().await;
         projectors.stop().await;
         served
     }

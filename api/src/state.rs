@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use commands::bus::CommandBus;
 use commands::tenancy::TokenCache;
+use commands::whatsapp::Whatsapp;
 use domain::conversation::Conversation;
 use domain::web_domain::Domain;
 use domain::widget::Widget;
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::realtime::signals::Signals;
 use crate::visitor::gate::WidgetGate;
-use crate::visitor::keys::Keys;
+use crate::visitor::keys::KeyRing;
 use crate::visitor::limits::VisitorLimits;
 
 /// Application state, cheap to clone.
@@ -39,7 +40,7 @@ pub struct AppState {
     /// Typing, viewing and online signals between instances.
     pub signals: Signals,
     /// Signs visitor tokens and derives widget identity secrets.
-    pub keys: Arc<Keys>,
+    pub keys: Arc<KeyRing>,
     /// Lets widgets run only on their verified domains.
     pub gate: Arc<WidgetGate>,
     /// Visitor rate limits.
@@ -47,4 +48,6 @@ pub struct AppState {
     /// Turns true when the server begins to shut down, so long-lived connections (WebSocket,
     /// SSE) close and let the graceful shutdown finish.
     pub closing: watch::Receiver<bool>,
+    /// The WhatsApp channel: secrets, Graph API settings, the webhook workers' wake-up.
+    pub whatsapp: Whatsapp,
 }

@@ -7,6 +7,7 @@
 //! - [`proofs`]: the real DNS and HTTP checks behind domain verification.
 //! - [`directory`]: answers the widget's question "is this a verified domain of the tenant?".
 //! - [`tenancy`]: tenants, agents, tokens and teams (plain tables).
+//! - [`whatsapp`]: the WhatsApp channel: channels, webhook ingestion, the outbox sender.
 #![forbid(unsafe_code)]
 
 pub mod bus;
@@ -15,6 +16,7 @@ pub mod directory;
 pub mod proofs;
 pub mod store;
 pub mod tenancy;
+pub mod whatsapp;
 
 /// The migrations of the whole service, the event store's tables included.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

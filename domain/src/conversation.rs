@@ -5,6 +5,7 @@ mod aggregate;
 mod commands;
 mod error;
 mod events;
+mod whatsapp;
 
 pub use aggregate::{Conversation, MessageState};
 pub use commands::ConversationCommand;
@@ -12,3 +13,4 @@ pub use error::ConversationError;
 pub use events::{
     Contact, ConversationEvent, ConversationStatus, DeliveryStatus, Direction, Source,
 };
+pub use whatsapp::{MAX_TEXT_CHARS, REPLY_WINDOW, Template, WaId, Wamid, window_open};

@@ -91,3 +91,7 @@ id_type!(
     /// A web domain a tenant registered.
     DomainId
 );
+id_type!(
+    /// A WhatsApp channel: one of a tenant's WhatsApp Business phone numbers.
+    ChannelId
+);

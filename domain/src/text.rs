@@ -18,7 +18,7 @@ pub struct InvalidValue {
 }
 
 impl InvalidValue {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

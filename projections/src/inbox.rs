@@ -299,6 +299,12 @@ impl Batch {
                 message_id,
                 content,
                 author,
+            }
+            | C::WhatsappTemplatePosted {
+                message_id,
+                content,
+                author,
+                ..
             } => {
                 row.waiting_since = None;
                 row.last_outgoing_status = Some(text(&DeliveryStatus::Pending));
@@ -394,6 +400,8 @@ impl Batch {
                 }
             }
             C::LabelRemoved { label } => row.labels.retain(|l| l != label.as_str()),
+            // WhatsApp's ids and routing are the outbox's business, not the inbox's.
+            C::WhatsappContactLinked { .. } | C::WhatsappMessageLinked { .. } => {}
         }
         if let Some((message_id, direction, content, author, created_at)) = written {
             row.message_count += 1;

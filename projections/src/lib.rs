@@ -7,6 +7,7 @@
 //!   markers, maintained counters).
 //! - [`queries`]: what the query API reads from those tables.
 //! - [`tail`]: the live tail of the global order that WebSocket clients and feeds follow.
+//! - [`whatsapp`]: the WhatsApp outbox projector (what must be sent to the Graph API).
 #![forbid(unsafe_code)]
 
 pub mod inbox;
@@ -14,10 +15,11 @@ pub mod queries;
 pub mod reader;
 pub mod runtime;
 pub mod tail;
+pub mod whatsapp;
 
 use std::sync::Arc;
 
 /// Every projector the service runs, in one place so the server, the CLI and the tests agree.
 pub fn all() -> Vec<Arc<dyn runtime::Projector>> {
-    vec![Arc::new(inbox::Inbox)]
+    vec![Arc::new(inbox::Inbox), Arc::new(whatsapp::WhatsappOutbox)]
 }

@@ -1,6 +1,7 @@
 //! Black-box tests of the Upzento Chat server: the real server, on a real PostgreSQL, driven
 //! over HTTP. Each test gets a database of its own and a server on a free port.
 
+mod graph_stand_in;
 mod helpers;
 mod stand_ins;
 mod website;
@@ -18,4 +19,5 @@ mod readme;
 mod realtime;
 mod tenant_isolation;
 mod visitor;
+mod whatsapp;
 mod widgets;

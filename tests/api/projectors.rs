@@ -255,10 +255,13 @@ async fn two_instances_project_once_and_the_second_takes_over() {
     let shared = SharedDatabase::new().await;
     let (pool, caller) = (&shared.pool, &shared.caller);
     let (first, first_base) = shared.serve().await;
+    // One leader lock (a one-bigint advisory lock) per projector.
+    let projectors = projections::all().len() as i64;
     let leaders = || async {
         let n: i64 = sqlx::query_scalar(
             "select count(*) from pg_locks where locktype = 'advisory' and granted and database =
-                (select oid from pg_database where datname = current_database())",
+                (select oid from pg_database where datname = current_database())
+                and objsubid = 1",
         )
         .fetch_one(pool)
         .await
@@ -266,7 +269,7 @@ async fn two_instances_project_once_and_the_second_takes_over() {
         n
     };
     for _ in 0..100 {
-        if leaders().await == 1 {
+        if leaders().await == projectors {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -286,7 +289,11 @@ async fn two_instances_project_once_and_the_second_takes_over() {
             .expect("accepted");
     }
     caught_up(pool).await;
-    assert_eq!(leaders().await, 1, "one instance leads the projector");
+    assert_eq!(
+        leaders().await,
+        projectors,
+        "one instance leads each projector"
+    );
     assert_projected_exactly_once(pool).await;
 
     drop(first);
@@ -296,7 +303,7 @@ async fn two_instances_project_once_and_the_second_takes_over() {
             .expect("accepted");
     }
     caught_up(pool).await;
-    assert_eq!(leaders().await, 1, "the second instance took over");
+    assert_eq!(leaders().await, projectors, "the second instance took over");
     assert_projected_exactly_once(pool).await;
     let rows: i64 = sqlx::query_scalar("select count(*) from inbox_messages")
         .fetch_one(pool)

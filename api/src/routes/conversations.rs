@@ -170,7 +170,7 @@ fn unprocessable_id(field: &str, error: domain::ids::InvalidId) -> ApiError {
 }
 
 /// The hash that ties an idempotency key to one request: method, path and the body as parsed.
-fn fingerprint(path: &str, body: &impl Serialize) -> String {
+pub(super) fn fingerprint(path: &str, body: &impl Serialize) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"POST ");
     hasher.update(path.as_bytes());
@@ -180,7 +180,7 @@ fn fingerprint(path: &str, body: &impl Serialize) -> String {
 
 /// Runs a conversation command, once per idempotency key when one is given, and answers
 /// `201` with what `answer` builds (the stored first answer on a retry).
-async fn run_idempotent<T: Serialize>(
+pub(super) async fn run_idempotent<T: Serialize>(
     state: &AppState,
     auth: &Auth,
     stream: &str,

@@ -36,7 +36,7 @@ use crate::realtime::connection::Peer;
 use crate::realtime::{starting_cursor, upgrade};
 use crate::state::AppState;
 use crate::visitor::gate::Admission;
-use crate::visitor::keys::{VisitorClaims, VisitorIdentity};
+use crate::visitor::keys::{Keys, VisitorClaims, VisitorIdentity};
 
 /// The widget script, served as it is in the repository: no build step.
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
@@ -206,6 +206,8 @@ impl FromRequestParts<AppState> for Visitor {
             .ok_or_else(|| ApiError::unauthorized("start a session first"))?;
         let claims = state
             .keys
+            .get()
+            .await?
             .verify(token.trim(), Utc::now())
             .filter(|c| c.widget == admission.widget_id && c.tenant == admission.tenant_id)
             .ok_or_else(|| {
@@ -282,9 +284,14 @@ pub(crate) struct Session {
     widget: WidgetAppearance,
 }
 
-fn session(state: &AppState, admission: &Admission, claims: &VisitorClaims) -> Session {
+fn session(
+    state: &AppState,
+    keys: &Keys,
+    admission: &Admission,
+    claims: &VisitorClaims,
+) -> Session {
     Session {
-        token: state.keys.sign(claims),
+        token: keys.sign(claims),
         conversation_id: claims.conversation_id().to_string(),
         identified: matches!(claims.visitor, VisitorIdentity::User(_)),
         agents_online: state.signals.agents_online(admission.tenant_id.as_uuid()),
@@ -315,13 +322,14 @@ pub(crate) async fn start_session(
     AppJson(NewSession { token }): AppJson<NewSession>,
 ) -> Result<Json<Session>, ApiError> {
     let now = Utc::now();
+    let keys = state.keys.get().await?;
     let visitor = token
-        .and_then(|t| state.keys.verify(&t, now))
+        .and_then(|t| keys.verify(&t, now))
         .filter(|c| c.widget == admission.widget_id && c.tenant == admission.tenant_id)
         .map(|c| c.visitor)
         .unwrap_or_else(|| VisitorIdentity::Anonymous(Uuid::new_v4()));
     let claims = VisitorClaims::new(admission.tenant_id, admission.widget_id, visitor, now);
-    Ok(Json(session(&state, &admission, &claims)))
+    Ok(Json(session(&state, keys, &admission, &claims)))
 }
 
 /// A logged-in user of the site, vouched for by the site's server.
@@ -356,10 +364,8 @@ pub(crate) async fn identify(
         )
         .at("user_id"));
     }
-    if !state
-        .keys
-        .identity_matches(visitor.admission.widget_id, user_id, &body.hash)
-    {
+    let keys = state.keys.get().await?;
+    if !keys.identity_matches(visitor.admission.widget_id, user_id, &body.hash) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "identity_not_verified",
@@ -373,7 +379,7 @@ pub(crate) async fn identify(
         VisitorIdentity::User(user_id.to_owned()),
         Utc::now(),
     );
-    Ok(Json(session(&state, &visitor.admission, &claims)))
+    Ok(Json(session(&state, keys, &visitor.admission, &claims)))
 }
 
 /// A message as the visitor sees it.

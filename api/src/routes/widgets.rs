@@ -395,6 +395,6 @@ pub(crate) async fn identity_secret(
     let id = path_id("id", &id, WidgetId::parse)?;
     load(&state, auth.principal.tenant_id, id).await?;
     Ok(Json(IdentitySecret {
-        secret: state.keys.identity_secret(id),
+        secret: state.keys.get().await?.identity_secret(id),
     }))
 }

@@ -84,6 +84,28 @@ impl VisitorClaims {
     }
 }
 
+/// The keys, read from the database on first use: the server starts (and answers 503)
+/// while PostgreSQL is away, like every other part.
+pub struct KeyRing {
+    pool: PgPool,
+    keys: tokio::sync::OnceCell<Keys>,
+}
+
+impl KeyRing {
+    /// A ring that reads the keys from `pool` when first asked.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            keys: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The keys, read (or made) on first use.
+    pub async fn get(&self) -> Result<&Keys, sqlx::Error> {
+        self.keys.get_or_try_init(|| Keys::load(&self.pool)).await
+    }
+}
+
 /// The service's signing keys, shared by every instance through the database.
 #[derive(Clone)]
 pub struct Keys {

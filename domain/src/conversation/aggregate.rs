@@ -12,6 +12,7 @@ use super::error::ConversationError;
 use super::events::{
     Contact, ConversationEvent, ConversationStatus, DeliveryStatus, Direction, Source,
 };
+use super::whatsapp::{MAX_TEXT_CHARS, window_open};
 use crate::ids::{AgentId, MessageId, TeamId, WidgetId};
 use crate::text::Label;
 
@@ -54,14 +55,63 @@ pub struct Conversation {
     pub last_message_id: Option<MessageId>,
     /// Per agent, the newest message that agent has read.
     pub read_markers: BTreeMap<AgentId, MessageId>,
+    /// When the contact last wrote, by the channel's clock: WhatsApp's 24-hour reply window
+    /// runs from it. Absent from snapshots taken before it existed, hence the default.
+    #[serde(default)]
+    pub last_incoming_at: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
+    /// WhatsApp's rules for a free-form reply posted at `now`: within 24 hours of the
+    /// contact's last message, and no longer than the Cloud API takes.
+    fn ensure_replyable(
+        &self,
+        content: &crate::text::MessageContent,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConversationError> {
+        if self.source != Some(Source::Whatsapp) {
+            return Ok(());
+        }
+        if content.as_str().chars().count() > MAX_TEXT_CHARS {
+            return Err(ConversationError::WhatsappTextTooLong);
+        }
+        if !window_open(self.last_incoming_at, now) {
+            return Err(ConversationError::ReplyWindowClosed);
+        }
+        Ok(())
+    }
+
     fn ensure_new_message(&self, id: MessageId) -> Result<(), ConversationError> {
         if self.messages.contains_key(&id) {
             return Err(ConversationError::DuplicateMessage(id));
         }
         Ok(())
+    }
+
+    /// Writes an incoming message, its WhatsApp link if it has one, and reopens a resolved
+    /// or snoozed conversation: the contact wrote again.
+    async fn receive(
+        &mut self,
+        status: ConversationStatus,
+        received: ConversationEvent,
+        linked: Option<ConversationEvent>,
+        sink: &EventSink<Self>,
+    ) {
+        sink.write(received, self).await;
+        if let Some(linked) = linked {
+            sink.write(linked, self).await;
+        }
+        if matches!(
+            status,
+            ConversationStatus::Resolved | ConversationStatus::Snoozed
+        ) {
+            let reopen = ConversationEvent::ConversationStatusChanged {
+                status: ConversationStatus::Open,
+                snoozed_until: None,
+                reopened_by_contact: true,
+            };
+            sink.write(reopen, self).await;
+        }
     }
 
     fn next_status(
@@ -108,6 +158,22 @@ impl Aggregate for Conversation {
         use ConversationEvent as E;
 
         let Some(status) = self.status else {
+            if let C::StartWhatsapp {
+                contact,
+                channel_id,
+                wa_id,
+            } = command
+            {
+                let started = E::ConversationStarted {
+                    source: Source::Whatsapp,
+                    contact,
+                    widget_id: None,
+                };
+                sink.write(started, self).await;
+                sink.write(E::WhatsappContactLinked { channel_id, wa_id }, self)
+                    .await;
+                return Ok(());
+            }
             let C::Start {
                 source,
                 contact,
@@ -132,33 +198,47 @@ impl Aggregate for Conversation {
         };
 
         match command {
-            C::Start { .. } => return Err(ConversationError::AlreadyStarted),
+            C::Start { .. } | C::StartWhatsapp { .. } => {
+                return Err(ConversationError::AlreadyStarted);
+            }
             C::ReceiveMessage {
                 message_id,
                 content,
                 sent_at,
             } => {
                 self.ensure_new_message(message_id)?;
-                sink.write(
-                    E::MessageReceived {
-                        message_id,
-                        content,
-                        sent_at,
-                    },
-                    self,
-                )
-                .await;
-                if matches!(
-                    status,
-                    ConversationStatus::Resolved | ConversationStatus::Snoozed
-                ) {
-                    let reopen = E::ConversationStatusChanged {
-                        status: ConversationStatus::Open,
-                        snoozed_until: None,
-                        reopened_by_contact: true,
-                    };
-                    sink.write(reopen, self).await;
+                let received = E::MessageReceived {
+                    message_id,
+                    content,
+                    sent_at,
+                };
+                self.receive(status, received, None, sink).await;
+            }
+            C::ReceiveWhatsappMessage {
+                message_id,
+                content,
+                sent_at,
+                wamid,
+                kind,
+                details,
+            } => {
+                if self.source != Some(Source::Whatsapp) {
+                    return Err(ConversationError::NotWhatsapp);
                 }
+                self.ensure_new_message(message_id)?;
+                let received = E::MessageReceived {
+                    message_id,
+                    content,
+                    sent_at,
+                };
+                let linked = E::WhatsappMessageLinked {
+                    message_id,
+                    wamid,
+                    direction: Direction::Incoming,
+                    kind,
+                    details,
+                };
+                self.receive(status, received, Some(linked), sink).await;
             }
             C::PostMessage {
                 message_id,
@@ -170,6 +250,7 @@ impl Aggregate for Conversation {
                     return Err(ConversationError::Resolved);
                 }
                 self.ensure_new_message(message_id)?;
+                self.ensure_replyable(&content, at)?;
                 let event = E::MessagePosted {
                     message_id,
                     content,
@@ -211,6 +292,65 @@ impl Aggregate for Conversation {
                         at,
                     };
                     sink.write(event, self).await;
+                }
+            }
+            C::PostTemplate {
+                message_id,
+                template,
+                author,
+            } => {
+                if self.source != Some(Source::Whatsapp) {
+                    return Err(ConversationError::NotWhatsapp);
+                }
+                if status == ConversationStatus::Resolved {
+                    return Err(ConversationError::Resolved);
+                }
+                self.ensure_new_message(message_id)?;
+                let content = crate::text::MessageContent::parse(&template.summary())
+                    .expect("a template summary is never empty and is cut to a message's length");
+                let event = E::WhatsappTemplatePosted {
+                    message_id,
+                    template,
+                    content,
+                    author,
+                };
+                sink.write(event, self).await;
+            }
+            C::LinkWhatsappMessage {
+                message_id,
+                wamid,
+                kind,
+                at,
+            } => {
+                if self.source != Some(Source::Whatsapp) {
+                    return Err(ConversationError::NotWhatsapp);
+                }
+                let message = self
+                    .messages
+                    .get(&message_id)
+                    .ok_or(ConversationError::MessageNotFound(message_id))?;
+                if message.direction != Direction::Outgoing {
+                    return Err(ConversationError::NotOutgoing(message_id));
+                }
+                let pending = message.status == Some(DeliveryStatus::Pending);
+                let linked = E::WhatsappMessageLinked {
+                    message_id,
+                    wamid,
+                    direction: Direction::Outgoing,
+                    kind,
+                    details: None,
+                };
+                sink.write(linked, self).await;
+                // A status webhook may have overtaken the Graph API's answer; then `sent`
+                // would go backwards and is left out.
+                if pending {
+                    let sent = E::MessageStatusChanged {
+                        message_id,
+                        status: DeliveryStatus::Sent,
+                        error: None,
+                        at,
+                    };
+                    sink.write(sent, self).await;
                 }
             }
             C::AddNote {
@@ -301,6 +441,9 @@ impl Aggregate for Conversation {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        if let ConversationEvent::MessageReceived { sent_at, .. } = &event {
+            self.last_incoming_at = self.last_incoming_at.max(Some(*sent_at));
+        }
         use ConversationEvent as E;
         let mut add_message = |id, direction, status| {
             self.messages.insert(id, MessageState { direction, status });
@@ -328,6 +471,14 @@ impl Aggregate for Conversation {
                 );
             }
             E::NoteAdded { message_id, .. } => add_message(message_id, Direction::Note, None),
+            E::WhatsappTemplatePosted { message_id, .. } => {
+                add_message(
+                    message_id,
+                    Direction::Outgoing,
+                    Some(DeliveryStatus::Pending),
+                );
+            }
+            E::WhatsappContactLinked { .. } | E::WhatsappMessageLinked { .. } => {}
             E::MessageStatusChanged {
                 message_id, status, ..
             } => {

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::events::{Contact, ConversationStatus, DeliveryStatus, Source};
+use super::whatsapp::{Template, WaId, Wamid};
 use crate::actor::Actor;
-use crate::ids::{AgentId, MessageId, TeamId, WidgetId};
+use crate::ids::{AgentId, ChannelId, MessageId, TeamId, WidgetId};
 use crate::text::{Label, MessageContent};
 
 /// A request to change a conversation. Times that rules depend on (`now`) come in with the
@@ -101,5 +102,49 @@ pub enum ConversationCommand {
     RemoveLabel {
         /// The label.
         label: Label,
+    },
+    /// Begin a conversation with a WhatsApp user who wrote to one of the tenant's numbers.
+    StartWhatsapp {
+        /// The profile name WhatsApp gave, and the number.
+        contact: Contact,
+        /// The tenant's number.
+        channel_id: ChannelId,
+        /// The contact's WhatsApp id.
+        wa_id: WaId,
+    },
+    /// Record a message that came in through WhatsApp.
+    ReceiveWhatsappMessage {
+        /// Unique within the conversation.
+        message_id: MessageId,
+        /// The text, or a description of a message that is not text.
+        content: MessageContent,
+        /// When the contact sent it, by WhatsApp's clock.
+        sent_at: DateTime<Utc>,
+        /// WhatsApp's id of it.
+        wamid: Wamid,
+        /// WhatsApp's message type.
+        kind: String,
+        /// WhatsApp's object for that type, as received.
+        details: Option<serde_json::Value>,
+    },
+    /// Send an approved WhatsApp template.
+    PostTemplate {
+        /// Unique within the conversation.
+        message_id: MessageId,
+        /// The template and its parameters.
+        template: Template,
+        /// Who sent it.
+        author: Actor,
+    },
+    /// Record that the Graph API accepted an outgoing message under this `wamid`.
+    LinkWhatsappMessage {
+        /// The outgoing message.
+        message_id: MessageId,
+        /// WhatsApp's id of it.
+        wamid: Wamid,
+        /// `text` or `template`.
+        kind: String,
+        /// When the Graph API accepted it.
+        at: DateTime<Utc>,
     },
 }

@@ -48,6 +48,18 @@ pub enum ConversationError {
     /// 422: a web conversation needs its widget; other channels have none.
     #[error("a conversation from the web needs a widget, and only one from the web has one")]
     WidgetMismatch,
+    /// 409: WhatsApp delivers a free-form reply only within 24 hours of the contact's last
+    /// message; outside it the team may send an approved template.
+    #[error(
+        "the contact last wrote more than 24 hours ago, so WhatsApp would not deliver a free-form reply; send an approved template instead (POST /api/v1/conversations/{{id}}/whatsapp/templates)"
+    )]
+    ReplyWindowClosed,
+    /// 422: WhatsApp accepts at most 4,096 characters of text.
+    #[error("WhatsApp accepts at most 4,096 characters in a text message")]
+    WhatsappTextTooLong,
+    /// 422: templates and WhatsApp ids belong to WhatsApp conversations.
+    #[error("this is not a WhatsApp conversation")]
+    NotWhatsapp,
 }
 
 impl Rejection for ConversationError {
@@ -57,13 +69,16 @@ impl Rejection for ConversationError {
             Self::AlreadyStarted
             | Self::DuplicateMessage(_)
             | Self::StatusRegression { .. }
-            | Self::Resolved => RejectionKind::Conflict,
+            | Self::Resolved
+            | Self::ReplyWindowClosed => RejectionKind::Conflict,
             Self::NotOutgoing(_)
             | Self::PendingNotReportable
             | Self::NotAnAcknowledgement
             | Self::SnoozeNeedsFutureTime
             | Self::SnoozeTimeWithoutSnooze
-            | Self::WidgetMismatch => RejectionKind::Unprocessable,
+            | Self::WidgetMismatch
+            | Self::WhatsappTextTooLong
+            | Self::NotWhatsapp => RejectionKind::Unprocessable,
         }
     }
 
@@ -79,6 +94,9 @@ impl Rejection for ConversationError {
             Self::Resolved => "conversation_resolved",
             Self::SnoozeNeedsFutureTime | Self::SnoozeTimeWithoutSnooze => "invalid_snooze",
             Self::WidgetMismatch => "widget_mismatch",
+            Self::ReplyWindowClosed => "whatsapp_window_closed",
+            Self::WhatsappTextTooLong => "too_long",
+            Self::NotWhatsapp => "not_whatsapp",
         }
     }
 
@@ -90,6 +108,7 @@ impl Rejection for ConversationError {
             | Self::NotAnAcknowledgement => Some("status"),
             Self::SnoozeNeedsFutureTime | Self::SnoozeTimeWithoutSnooze => Some("snoozed_until"),
             Self::WidgetMismatch => Some("widget_id"),
+            Self::WhatsappTextTooLong => Some("content"),
             _ => None,
         }
     }

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use super::whatsapp::{Template, WaId, Wamid};
 use crate::actor::Actor;
-use crate::ids::{AgentId, MessageId, TeamId, WidgetId};
+use crate::ids::{AgentId, ChannelId, MessageId, TeamId, WidgetId};
 use crate::text::{Email, Label, MessageContent, Name, Phone};
 
 /// The channel a conversation came through.
@@ -160,6 +161,42 @@ pub enum ConversationEvent {
         /// The label.
         label: Label,
     },
+    /// v1. The conversation is with this WhatsApp user through this channel (phone number).
+    /// Written in the same commit as `ConversationStarted`, so replies know where to go.
+    WhatsappContactLinked {
+        /// The tenant's WhatsApp number the contact wrote to.
+        channel_id: ChannelId,
+        /// The contact's WhatsApp id.
+        wa_id: WaId,
+    },
+    /// v1. A message of this conversation is this WhatsApp message. For an incoming message
+    /// it follows `MessageReceived` in the same commit and keeps what WhatsApp said about it;
+    /// for an outgoing one it is written when the Graph API accepted it, so statuses match.
+    WhatsappMessageLinked {
+        /// The message in this conversation.
+        message_id: MessageId,
+        /// WhatsApp's id of it.
+        wamid: Wamid,
+        /// `incoming` (from the contact) or `outgoing` (sent by the team).
+        direction: Direction,
+        /// WhatsApp's message type: `text`, `image`, `reaction`, `template`, …
+        kind: String,
+        /// For incoming messages, WhatsApp's object for that type (media id, caption,
+        /// location, reply, reaction, …), kept as received; `null` when there is none.
+        details: Option<serde_json::Value>,
+    },
+    /// v1. The team sent an approved WhatsApp template: the only message WhatsApp delivers
+    /// outside the 24-hour window. Starts with delivery status `pending`, like `MessagePosted`.
+    WhatsappTemplatePosted {
+        /// Unique within the conversation.
+        message_id: MessageId,
+        /// The template and its parameters.
+        template: Template,
+        /// How the inbox shows it (`Template::summary`).
+        content: MessageContent,
+        /// Who sent it.
+        author: Actor,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -176,6 +213,9 @@ impl DomainEvent for ConversationEvent {
             Self::ConversationStatusChanged { .. } => "ConversationStatusChanged",
             Self::LabelAdded { .. } => "LabelAdded",
             Self::LabelRemoved { .. } => "LabelRemoved",
+            Self::WhatsappContactLinked { .. } => "WhatsappContactLinked",
+            Self::WhatsappMessageLinked { .. } => "WhatsappMessageLinked",
+            Self::WhatsappTemplatePosted { .. } => "WhatsappTemplatePosted",
         }
         .to_owned()
     }
