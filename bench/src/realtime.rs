@@ -97,7 +97,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         memory.push(json!({"connections": target, "rss_mib": rss / 1024.0,
                            "kib_per_connection": per_connection}));
         if target == latency_connections {
-            let receivers: Vec<_> = sockets.drain(..).collect();
+            let receivers = std::mem::take(&mut sockets);
             let mut readers = Vec::new();
             for socket in receivers {
                 let (posted, latencies) = (posted.clone(), latencies.clone());
