@@ -349,3 +349,65 @@ async fn a_visitor_sees_only_their_own_conversation_and_typing_crosses_instances
         "Bob sees nothing of Alice's conversation: {quiet:?}"
     );
 }
+
+#[tokio::test]
+async fn agents_see_who_else_is_viewing_and_visitors_see_whether_anyone_is_online() {
+    let site = website(json!({"offline_message": "We are away"})).await;
+    let app = &site.app;
+    let before = site
+        .visitor_call(
+            Method::POST,
+            "/sessions",
+            Some(&site.origin()),
+            None,
+            Some(json!({})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(before["agents_online"], false);
+
+    let colleague = app
+        .new_agent(&app.admin, "colleague@example.com", "agent")
+        .await;
+    let second = app.second_instance().await;
+    let mut mine = agent_socket(&app.address, &app.admin, None).await;
+    next_where(&mut mine, |m| m["type"] == "ready").await;
+    let mut theirs = agent_socket(&second, &colleague, None).await;
+    next_where(&mut theirs, |m| m["type"] == "ready").await;
+
+    let conversation = app.new_conversation(&app.admin).await;
+    send(
+        &mut mine,
+        json!({"type": "viewing", "conversation_id": conversation, "on": true}),
+    )
+    .await;
+    let viewing = next_where(&mut theirs, |m| m["type"] == "viewing").await;
+    assert_eq!(viewing["agent_id"], app.admin.agent_id.as_str());
+    assert_eq!(viewing["conversation_id"], conversation.as_str());
+    assert_eq!(viewing["on"], true);
+    drop(mine);
+    let left = next_where(&mut theirs, |m| m["type"] == "viewing").await;
+    assert_eq!(left["on"], false, "closing the console ends the viewing");
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let session = site
+            .visitor_call(
+                Method::POST,
+                "/sessions",
+                Some(&site.origin()),
+                None,
+                Some(json!({})),
+            )
+            .await
+            .expect(200);
+        if session["agents_online"] == true {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the colleague shows as online"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
