@@ -24,7 +24,6 @@ use domain::conversation::{
 };
 use domain::ids::MessageId;
 use domain::text::{Email, MessageContent, Name};
-use domain::widget::{DisplayType, Position, Theme};
 use projections::runtime::checkpoint;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -34,6 +33,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery};
 use crate::realtime::connection::Peer;
 use crate::realtime::{starting_cursor, upgrade};
+use crate::routes::widgets::Appearance;
 use crate::state::AppState;
 use crate::visitor::gate::Admission;
 use crate::visitor::keys::{Keys, VisitorClaims, VisitorIdentity};
@@ -233,43 +233,6 @@ impl FromRequestParts<AppState> for Visitor {
     }
 }
 
-/// What the widget needs to render.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WidgetAppearance {
-    name: String,
-    #[schema(value_type = String)]
-    display_type: DisplayType,
-    #[schema(value_type = String)]
-    theme: Theme,
-    #[schema(value_type = String)]
-    position: Position,
-    brand_color: String,
-    greeting_title: Option<String>,
-    greeting_message: Option<String>,
-    offline_message: Option<String>,
-    pre_chat_form: bool,
-    popup_delay_seconds: Option<u16>,
-}
-
-impl From<&Admission> for WidgetAppearance {
-    fn from(admission: &Admission) -> Self {
-        let s = &admission.settings;
-        let text = |t: &Option<domain::text::WidgetText>| t.as_ref().map(|t| t.as_str().to_owned());
-        Self {
-            name: s.name.as_str().to_owned(),
-            display_type: s.display_type,
-            theme: s.theme,
-            position: s.position,
-            brand_color: s.brand_color.as_str().to_owned(),
-            greeting_title: text(&s.greeting_title),
-            greeting_message: text(&s.greeting_message),
-            offline_message: text(&s.offline_message),
-            pre_chat_form: s.pre_chat_form,
-            popup_delay_seconds: s.popup_delay_seconds,
-        }
-    }
-}
-
 /// A session: the visitor's token and everything the widget shows first.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Session {
@@ -281,7 +244,8 @@ pub(crate) struct Session {
     identified: bool,
     /// Whether an agent of the team is connected now.
     agents_online: bool,
-    widget: WidgetAppearance,
+    /// What the widget needs to render.
+    widget: Appearance,
 }
 
 fn session(
@@ -295,7 +259,7 @@ fn session(
         conversation_id: claims.conversation_id().to_string(),
         identified: matches!(claims.visitor, VisitorIdentity::User(_)),
         agents_online: state.signals.agents_online(admission.tenant_id.as_uuid()),
-        widget: admission.into(),
+        widget: (&admission.settings).into(),
     }
 }
 

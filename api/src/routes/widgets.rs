@@ -100,11 +100,9 @@ fn present_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>
     Option::<u16>::deserialize(d).map(Some)
 }
 
-/// A widget.
-#[derive(Serialize, ToSchema)]
-pub struct WidgetView {
-    #[schema(value_type = String)]
-    id: WidgetId,
+/// How a widget looks and what it says: what admins set, and what the widget script is given.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Appearance {
     name: String,
     #[schema(value_type = String)]
     display_type: DisplayType,
@@ -116,10 +114,37 @@ pub struct WidgetView {
     greeting_title: Option<String>,
     greeting_message: Option<String>,
     offline_message: Option<String>,
-    #[schema(value_type = Vec<String>)]
-    allowed_domains: Vec<DomainId>,
     pre_chat_form: bool,
     popup_delay_seconds: Option<u16>,
+}
+
+impl From<&WidgetSettings> for Appearance {
+    fn from(settings: &WidgetSettings) -> Self {
+        let text = |t: &Option<WidgetText>| t.as_ref().map(|t| t.as_str().to_owned());
+        Self {
+            name: settings.name.as_str().to_owned(),
+            display_type: settings.display_type,
+            theme: settings.theme,
+            position: settings.position,
+            brand_color: settings.brand_color.as_str().to_owned(),
+            greeting_title: text(&settings.greeting_title),
+            greeting_message: text(&settings.greeting_message),
+            offline_message: text(&settings.offline_message),
+            pre_chat_form: settings.pre_chat_form,
+            popup_delay_seconds: settings.popup_delay_seconds,
+        }
+    }
+}
+
+/// A widget.
+#[derive(Serialize, ToSchema)]
+pub struct WidgetView {
+    #[schema(value_type = String)]
+    id: WidgetId,
+    #[serde(flatten)]
+    appearance: Appearance,
+    #[schema(value_type = Vec<String>)]
+    allowed_domains: Vec<DomainId>,
     /// The key the embed snippet carries; public, not a secret.
     public_key: String,
     /// Whether it renders on sites.
@@ -131,20 +156,10 @@ pub struct WidgetView {
 impl WidgetView {
     fn of(id: WidgetId, widget: &Widget, version: usize) -> Option<Self> {
         let settings = widget.settings.as_ref().filter(|_| widget.is_live())?;
-        let text = |t: &Option<WidgetText>| t.as_ref().map(|t| t.as_str().to_owned());
         Some(Self {
             id,
-            name: settings.name.as_str().to_owned(),
-            display_type: settings.display_type,
-            theme: settings.theme,
-            position: settings.position,
-            brand_color: settings.brand_color.as_str().to_owned(),
-            greeting_title: text(&settings.greeting_title),
-            greeting_message: text(&settings.greeting_message),
-            offline_message: text(&settings.offline_message),
+            appearance: settings.into(),
             allowed_domains: settings.allowed_domains.clone(),
-            pre_chat_form: settings.pre_chat_form,
-            popup_delay_seconds: settings.popup_delay_seconds,
             public_key: widget.public_key.clone(),
             enabled: widget.enabled,
             version,
