@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, conversations, domains, health, inbox, teams, widgets};
+use crate::routes::{agents, conversations, domains, health, history, inbox, teams, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use crate::routes::{agents, conversations, domains, health, inbox, teams, widget
         conversations::update_message_status, conversations::mark_read, conversations::assign,
         conversations::change_status, conversations::add_label, conversations::remove_label,
         inbox::list_conversations, inbox::get_conversation, inbox::list_messages, inbox::unread,
+        history::conversation_history, history::widget_history, history::domain_history,
+        history::conversation_state,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod conversations;
 pub(crate) mod domains;
 pub(crate) mod health;
+pub(crate) mod history;
 pub(crate) mod inbox;
 pub(crate) mod teams;
 pub(crate) mod widgets;
@@ -44,7 +45,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(domains::router())
         .merge(widgets::router())
         .merge(conversations::router())
-        .merge(inbox::router());
+        .merge(inbox::router())
+        .merge(history::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())

@@ -5,6 +5,7 @@ mod helpers;
 mod stand_ins;
 
 mod agents_and_teams;
+mod audit;
 mod bad_input;
 mod conversations;
 mod domains;
