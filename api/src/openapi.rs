@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, conversations, domains, health, history, inbox, teams, widgets};
+use crate::routes::{
+    agents, conversations, domains, events, health, history, inbox, teams, widgets,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,7 @@ use crate::routes::{agents, conversations, domains, health, history, inbox, team
         inbox::list_conversations, inbox::get_conversation, inbox::list_messages, inbox::unread,
         history::conversation_history, history::widget_history, history::domain_history,
         history::conversation_state,
+        events::list_events, events::stream_events,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

@@ -3,6 +3,7 @@
 pub(crate) mod agents;
 pub(crate) mod conversations;
 pub(crate) mod domains;
+pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod inbox;
@@ -46,7 +47,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(widgets::router())
         .merge(conversations::router())
         .merge(inbox::router())
-        .merge(history::router());
+        .merge(history::router())
+        .merge(events::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())

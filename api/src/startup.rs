@@ -14,9 +14,11 @@ use commands::tenancy::TokenCache;
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
 use projections::runtime::Projectors;
+use projections::tail::Tail;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::cluster::{self, PrivateCluster};
 use crate::config::{DatabaseArgs, ServeArgs};
@@ -117,7 +119,12 @@ pub async fn connect(options: PgConnectOptions) -> anyhow::Result<PgPool> {
 }
 
 /// Builds the application state over a migrated database.
-pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Result<AppState> {
+pub fn state(
+    pool: PgPool,
+    args: &ServeArgs,
+    bound: SocketAddr,
+    closing: watch::Receiver<bool>,
+) -> anyhow::Result<AppState> {
     let store = EventStore::new(pool.clone());
     let proofs = NetworkProofs::new(ProofSettings {
         resolver: args.dns_resolver,
@@ -142,6 +149,8 @@ pub fn state(pool: PgPool, args: &ServeArgs, bound: SocketAddr) -> anyhow::Resul
             Arc::new(proofs) as Arc<dyn DomainProofs>,
             SMALL_AGGREGATE_SNAPSHOT_EVERY,
         )),
+        tail: Tail::start(pool.clone()),
+        closing,
         pool,
         tokens: Arc::new(TokenCache::new(TOKEN_CACHE_TTL)),
         metrics: telemetry::metrics_handle(),
@@ -154,6 +163,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
+    closing: watch::Sender<bool>,
 }
 
 impl Application {
@@ -163,11 +173,16 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", args.listen))?;
         let bound = listener.local_addr()?;
-        let router = routes::router(state(pool.clone(), args, bound)?, args.max_body_bytes);
+        let (closing, closing_seen) = watch::channel(false);
+        let router = routes::router(
+            state(pool.clone(), args, bound, closing_seen)?,
+            args.max_body_bytes,
+        );
         Ok(Self {
             listener,
             router,
             pool,
+            closing,
         })
     }
 
@@ -185,8 +200,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let projectors = Projectors::start(self.pool, projections::all());
+        let closing = self.closing;
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                closing.send_replace(true);
+            })
             .await;
         projectors.stop().await;
         served

@@ -8,7 +8,9 @@ use domain::conversation::Conversation;
 use domain::web_domain::Domain;
 use domain::widget::Widget;
 use metrics_exporter_prometheus::PrometheusHandle;
+use projections::tail::Tail;
 use sqlx::PgPool;
+use tokio::sync::watch;
 
 /// Application state, cheap to clone.
 #[derive(Clone)]
@@ -27,4 +29,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Where browsers reach this server, for embed snippets.
     pub public_url: Arc<str>,
+    /// The live tail of the global order that WebSocket clients and feeds follow.
+    pub tail: Tail,
+    /// Turns true when the server begins to shut down, so long-lived connections (WebSocket,
+    /// SSE) close and let the graceful shutdown finish.
+    pub closing: watch::Receiver<bool>,
 }

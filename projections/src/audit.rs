@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::feed::{encode_cursor, event_data, event_id};
+use crate::feed::{event_data, event_id};
 use crate::reader::StoredEvent;
 
 /// Events read per round trip while streaming a history.
@@ -138,7 +138,7 @@ impl HistoryEvent {
             id: event_id(event),
             sequence: event.sequence,
             position: event.position,
-            cursor: encode_cursor(event.cursor()),
+            cursor: event.cursor().to_string(),
             event_type: event.event_type.clone(),
             event_version: event.event_version.clone(),
             recorded_at: event.recorded_at,

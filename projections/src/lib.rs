@@ -8,6 +8,7 @@
 //! - [`queries`]: what the query API reads from those tables.
 //! - [`audit`]: one aggregate's history and a conversation's state at a past point.
 //! - [`feed`]: the CloudEvents form of events and the cursor external consumers resume from.
+//! - [`tail`]: the live tail of the global order that WebSocket clients and feeds follow.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod inbox;
 pub mod queries;
 pub mod reader;
 pub mod runtime;
+pub mod tail;
 
 use std::sync::Arc;
 

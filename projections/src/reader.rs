@@ -22,6 +22,32 @@ pub struct Cursor {
     pub position: i64,
 }
 
+/// A cursor as clients see it: `<transaction id>-<position>`. Opaque to them, but stable:
+/// feeds, WebSocket resumes and SSE `Last-Event-ID` all speak it.
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.transaction_id, self.position)
+    }
+}
+
+/// A string that is not a cursor this service handed out.
+#[derive(Debug, thiserror::Error)]
+#[error("not a cursor this service handed out")]
+pub struct InvalidCursor;
+
+impl std::str::FromStr for Cursor {
+    type Err = InvalidCursor;
+
+    fn from_str(raw: &str) -> Result<Self, InvalidCursor> {
+        let (transaction_id, position) = raw.split_once('-').ok_or(InvalidCursor)?;
+        let parse = |part: &str| part.parse::<i64>().ok().filter(|n| *n >= 0);
+        Ok(Self {
+            transaction_id: parse(transaction_id).ok_or(InvalidCursor)?,
+            position: parse(position).ok_or(InvalidCursor)?,
+        })
+    }
+}
+
 /// An event as stored, with its place in the global order.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
@@ -67,6 +93,25 @@ impl StoredEvent {
     }
 }
 
+/// The columns of a [`StoredEvent`], and the condition that keeps a read gap-free: only
+/// transactions older than every one still running.
+macro_rules! read_events {
+    ($filter:literal) => {
+        concat!(
+            "select transaction_id::text::bigint as transaction_id, position, tenant_id,
+                    aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, recorded_at
+               from events
+              where (events.transaction_id, position) > ($1::text::xid8, $2)
+                and events.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ",
+            $filter,
+            // Qualified: the bare name would mean the output column, a number, and lose
+            // the index order.
+            " order by events.transaction_id, events.position limit $3"
+        )
+    };
+}
+
 /// The next events after `after`, in global order, at most `limit`, only from transactions
 /// that can no longer change what lies behind the cursor.
 pub async fn read_after<'e>(
@@ -74,23 +119,43 @@ pub async fn read_after<'e>(
     after: Cursor,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(read_events!(""))
+        .bind(after.transaction_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(executor)
+        .await
+}
+
+/// [`read_after`] for one tenant's events: what its feeds and live connections follow.
+pub async fn read_tenant_after<'e>(
+    executor: impl PgExecutor<'e>,
+    tenant_id: Uuid,
+    after: Cursor,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(read_events!("and tenant_id = $4"))
+        .bind(after.transaction_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .bind(tenant_id)
+        .fetch_all(executor)
+        .await
+}
+
+/// The newest event every reader may see now: where a follower that only wants what
+/// happens from now on starts.
+pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<Cursor, sqlx::Error> {
     sqlx::query_as(
-        "select transaction_id::text::bigint as transaction_id, position, tenant_id,
-                aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload, metadata, recorded_at
+        "select transaction_id::text::bigint as transaction_id, position
            from events
-          where (events.transaction_id, position) > ($1::text::xid8, $2)
-            and events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          -- Qualified: the bare name would mean the output column, a number, and lose the
-          -- index order.
-          order by events.transaction_id, events.position
-          limit $3",
+          where events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          order by events.transaction_id desc, events.position desc
+          limit 1",
     )
-    .bind(after.transaction_id.to_string())
-    .bind(after.position)
-    .bind(limit)
-    .fetch_all(executor)
+    .fetch_optional(executor)
     .await
+    .map(Option::unwrap_or_default)
 }
 
 /// How far behind `cursor` is: events not yet read (counted up to a bound) and the age of
