@@ -7,6 +7,7 @@
 //! - [`error`], [`extract`]: problem+json errors and strict extractors.
 //! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
 //! - [`telemetry`]: logs and metrics.
+//! - [`relay`]: `upzento relay nats`, the event feed published to NATS JetStream.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -15,13 +16,14 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod rebuild;
+pub mod relay;
 pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 
 use anyhow::Context;
-use config::{Cli, Command, ProjectionsCommand, ServeArgs, TenantCommand};
+use config::{Cli, Command, ProjectionsCommand, RelayCommand, ServeArgs, TenantCommand};
 use startup::{Application, Database};
 
 /// Runs what the command line asks for.
@@ -62,6 +64,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             database.close().await;
             done
+        }
+        Command::Relay(RelayCommand::Nats(args)) => {
+            telemetry::init_logs("info,sqlx=warn");
+            let database = Database::open(&cli.database).await?;
+            let relayed = relay::run(database.pool.clone(), args, startup::shutdown_signal()).await;
+            database.close().await;
+            relayed
         }
         Command::Migrate => {
             telemetry::init_logs("info");
