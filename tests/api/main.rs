@@ -9,6 +9,7 @@ mod audit;
 mod bad_input;
 mod conversations;
 mod domains;
+mod event_feed;
 mod event_store;
 mod inbox;
 mod operations;
