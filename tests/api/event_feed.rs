@@ -535,3 +535,93 @@ async fn the_stream_sends_heartbeats_while_idle_then_live_events_after_the_curso
         "a live event arrives: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn the_analytics_example_rebuilds_message_counts_that_match_the_read_models() {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let auditor = app
+        .new_agent(admin, "analytics@example.com", "auditor")
+        .await;
+    let mut last_position = 0;
+    for messages in [1, 3, 6] {
+        let id = app.new_conversation(admin).await;
+        for n in 0..messages {
+            let body = match n % 3 {
+                0 => json!({"content": "question", "message_type": "incoming"}),
+                1 => json!({"content": "answer", "message_type": "outgoing"}),
+                _ => json!({"content": "note", "message_type": "outgoing", "private": true}),
+            };
+            let posted = app
+                .post(admin, &format!("/conversations/{id}/messages"), body)
+                .await
+                .expect(201);
+            last_position = last_position.max(posted["position"].as_i64().unwrap());
+        }
+        app.post(
+            admin,
+            &format!("/conversations/{id}/labels"),
+            json!({"label": "x"}),
+        )
+        .await
+        .expect(200);
+    }
+    let other = app.new_tenant("Globex").await;
+    let theirs = app.new_conversation(&other).await;
+    app.new_message(&other, &theirs, "incoming").await;
+
+    let inbox = app
+        .get(
+            admin,
+            &format!("/conversations?status=all&min_position={last_position}"),
+        )
+        .await
+        .expect(200);
+    let from_read_models: serde_json::Map<String, Value> = inbox["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["message_count"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(from_read_models.len(), 3);
+
+    let script = crate::helpers::workspace_root().join("docs/examples/message_counts.sh");
+    // Asynchronously: the server under test runs on this test's runtime.
+    let run = || {
+        tokio::process::Command::new("bash")
+            .arg(&script)
+            .env("UPZENTO_URL", &app.address)
+            .env("UPZENTO_TOKEN", &auditor.token)
+            .output()
+    };
+    // The feed shows an event once every older transaction on the server has ended.
+    let mut counted = Value::Null;
+    for _ in 0..100 {
+        let output = run().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        counted = serde_json::from_slice(&output.stdout).unwrap();
+        if counted == Value::Object(from_read_models.clone()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counted, Value::Object(from_read_models));
+
+    // docs/analytics.md shows the script as it is run here.
+    let guide = std::fs::read_to_string(crate::helpers::workspace_root().join("docs/analytics.md"))
+        .unwrap();
+    let shown = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        guide.contains(&shown),
+        "docs/analytics.md shows docs/examples/message_counts.sh verbatim"
+    );
+}
