@@ -120,10 +120,11 @@ async fn lead(pool: &PgPool, args: &NatsRelayArgs) -> anyhow::Result<()> {
     listener.listen("upzento_events").await?;
     loop {
         let relayed = relay_batch(&mut conn, &js, &name, &args.subject_prefix).await?;
-        if relayed == 0 {
-            if let Ok(Err(error)) = tokio::time::timeout(IDLE_POLL, listener.try_recv()).await {
-                return Err(error.into());
-            }
+        // Idle: wait for a notification or the poll; a broken listener ends the lead.
+        if relayed == 0
+            && let Ok(Err(error)) = tokio::time::timeout(IDLE_POLL, listener.try_recv()).await
+        {
+            return Err(error.into());
         }
     }
 }
