@@ -625,3 +625,105 @@ async fn the_analytics_example_rebuilds_message_counts_that_match_the_read_model
         "docs/analytics.md shows docs/examples/message_counts.sh verbatim"
     );
 }
+
+/// Waits until the relay's checkpoint has reached `events` events relayed in total.
+async fn relayed(app: &TestApp, stream: &str, events: i64) -> i64 {
+    let mut relayed = 0;
+    for _ in 0..300 {
+        relayed = sqlx::query_scalar::<_, i64>(
+            "select events_relayed from relay_checkpoints where name = $1",
+        )
+        .bind(format!("nats:{stream}"))
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+        .unwrap_or(0);
+        if relayed >= events {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relayed
+}
+
+#[tokio::test]
+async fn a_relay_that_publishes_its_events_again_adds_no_duplicate_and_names_subjects_by_tenant_aggregate_and_type()
+ {
+    let app = spawn_app().await;
+    let admin = &app.admin;
+    let conversation = app.new_conversation(admin).await;
+    app.new_message(admin, &conversation, "incoming").await;
+    app.post(admin, "/widgets", json!({"name": "Support"}))
+        .await
+        .expect(201);
+    let count = app.event_count().await;
+
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let stream = format!("TEST_{suffix}");
+    let prefix = format!("t{suffix}");
+    let url = app_database_url(&app).await;
+    let nats = nats_url();
+    let args = [
+        "relay",
+        "nats",
+        "--url",
+        &nats,
+        "--stream",
+        &stream,
+        "--subject-prefix",
+        &prefix,
+    ];
+    let relay = Server::start(&args, Some(&url));
+    assert_eq!(
+        relayed(&app, &stream, count).await,
+        count,
+        "the relay created the stream and caught up"
+    );
+    drop(relay);
+
+    // As if the relay had crashed after publishing and before moving its checkpoint: it
+    // publishes everything again, and JetStream drops every repeat by its message id.
+    sqlx::query(
+        "update relay_checkpoints set transaction_id = '0'::xid8, position = 0 where name = $1",
+    )
+    .bind(format!("nats:{stream}"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let relay = Server::start(&args, Some(&url));
+    assert_eq!(
+        relayed(&app, &stream, 2 * count).await,
+        2 * count,
+        "the relay published again"
+    );
+    drop(relay);
+
+    let js = jetstream::new(async_nats::connect(nats).await.unwrap());
+    let mut nats_stream = js.get_stream(&stream).await.unwrap();
+    assert_eq!(
+        nats_stream.info().await.unwrap().state.messages,
+        count as u64,
+        "no duplicate reached the stream"
+    );
+    let expected = stored(&app, None).await;
+    let mut subjects = Vec::new();
+    for (sequence, (id, _)) in expected.iter().enumerate() {
+        let message = nats_stream
+            .get_raw_message(sequence as u64 + 1)
+            .await
+            .unwrap();
+        let event: Value = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(event["id"], id.as_str(), "stream order is the global order");
+        subjects.push(message.subject.to_string());
+    }
+    let tenant = &admin.tenant_id;
+    assert_eq!(
+        subjects,
+        [
+            format!("{prefix}.{tenant}.conversation.ConversationStarted"),
+            format!("{prefix}.{tenant}.conversation.MessageReceived"),
+            format!("{prefix}.{tenant}.widget.WidgetCreated"),
+        ]
+    );
+    js.delete_stream(&stream).await.unwrap();
+}
