@@ -178,7 +178,5 @@ async fn relay_batch(
     .bind(events.len() as i64)
     .execute(&mut *conn)
     .await?;
-    metrics::counter!("upzento_relay_events_total", "target" => "nats")
-        .increment(events.len() as u64);
     Ok(events.len())
 }
