@@ -42,6 +42,31 @@ pub enum Command {
     /// Inspect and rebuild the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Publish every event to a message broker, for analytics at scale.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+}
+
+/// Relays of the event feed to brokers.
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Publish every event, in the global order, to NATS JetStream, until stopped.
+    Nats(NatsRelayArgs),
+}
+
+/// Where and how the NATS relay publishes.
+#[derive(Debug, Clone, Args)]
+pub struct NatsRelayArgs {
+    /// The NATS server, e.g. `nats://127.0.0.1:4222`.
+    #[arg(long, env = "UPZENTO_NATS_URL")]
+    pub url: String,
+    /// The JetStream stream; created (subjects `<subject-prefix>.>`) if it does not exist.
+    /// Each stream has its own checkpoint, so relays to two streams do not share progress.
+    #[arg(long, env = "UPZENTO_NATS_STREAM", default_value = "UPZENTO_EVENTS")]
+    pub stream: String,
+    /// First token of every subject: `<prefix>.<tenant>.<aggregate>.<EventType>`.
+    #[arg(long, env = "UPZENTO_NATS_SUBJECT_PREFIX", default_value = "upzento")]
+    pub subject_prefix: String,
 }
 
 /// Read-model administration.

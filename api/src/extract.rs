@@ -128,7 +128,30 @@ impl Auth {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.principal.role {
             Role::Admin => Ok(()),
-            Role::Agent => Err(ApiError::forbidden("only admins may do this")),
+            Role::Agent | Role::Auditor => Err(ApiError::forbidden("only admins may do this")),
+        }
+    }
+
+    /// Refuses read-only callers (auditors). The extractor already applies it to every
+    /// request whose method may change something; a handler that changes state on a safe
+    /// method (a WebSocket that accepts commands, say) must call it itself.
+    pub fn require_writer(&self) -> Result<(), ApiError> {
+        match self.principal.role {
+            Role::Admin | Role::Agent => Ok(()),
+            Role::Auditor => Err(ApiError::forbidden(
+                "auditors may read but not change anything",
+            )),
+        }
+    }
+
+    /// Refuses callers who may not read the event-level record (histories, past states,
+    /// the event feed): only admins and auditors may; agents work from the inbox.
+    pub fn require_event_reader(&self) -> Result<(), ApiError> {
+        match self.principal.role {
+            Role::Admin | Role::Auditor => Ok(()),
+            Role::Agent => Err(ApiError::forbidden(
+                "only admins and auditors may read the event history and feed",
+            )),
         }
     }
 }
@@ -156,10 +179,16 @@ impl FromRequestParts<AppState> for Auth {
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         tracing::Span::current().record("tenant_id", tracing::field::display(principal.tenant_id));
-        Ok(Self {
+        let auth = Self {
             principal,
             request_id,
-        })
+        };
+        // Read-only by construction: whatever route a write arrives at, an auditor's token is
+        // refused before the handler runs, so a new write endpoint cannot forget the check.
+        if !parts.method.is_safe() {
+            auth.require_writer()?;
+        }
+        Ok(auth)
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`telemetry`]: logs and metrics.
 //! - [`realtime`]: the WebSocket endpoints, the live tail's clients, ephemeral signals.
 //! - [`visitor`]: visitor tokens, the widget gate, visitor rate limits.
+//! - [`relay`]: `upzento relay nats`, the event feed published to NATS JetStream.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod extract;
 pub mod openapi;
 pub mod realtime;
 pub mod rebuild;
+pub mod relay;
 pub mod routes;
 pub mod startup;
 pub mod state;
@@ -25,7 +27,7 @@ pub mod telemetry;
 pub mod visitor;
 
 use anyhow::Context;
-use config::{Cli, Command, ProjectionsCommand, ServeArgs, TenantCommand};
+use config::{Cli, Command, ProjectionsCommand, RelayCommand, ServeArgs, TenantCommand};
 use startup::{Application, Database};
 
 /// Runs what the command line asks for.
@@ -74,6 +76,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             database.close().await;
             done
+        }
+        Command::Relay(RelayCommand::Nats(args)) => {
+            telemetry::init_logs("info,sqlx=warn");
+            let database = Database::open(&cli.database).await?;
+            let relayed = relay::run(database.pool.clone(), args, startup::shutdown_signal()).await;
+            database.close().await;
+            relayed
         }
         Command::Migrate => {
             telemetry::init_logs("info");

@@ -6,7 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::realtime;
 use crate::routes::{
-    agents, conversations, domains, health, inbox, teams, visitor, whatsapp, widgets,
+    agents, conversations, domains, events, health, history, inbox, teams, visitor, whatsapp,
+    widgets,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +32,9 @@ use crate::routes::{
         whatsapp::create_channel, whatsapp::list_channels, whatsapp::get_channel,
         whatsapp::delete_channel, whatsapp::send_template, whatsapp::verify_webhook,
         whatsapp::receive_webhook,
+        history::conversation_history, history::widget_history, history::domain_history,
+        history::conversation_state,
+        events::list_events, events::stream_events,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

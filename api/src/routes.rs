@@ -3,7 +3,9 @@
 pub(crate) mod agents;
 pub(crate) mod conversations;
 pub(crate) mod domains;
+pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod history;
 pub(crate) mod inbox;
 pub(crate) mod teams;
 pub(crate) mod visitor;
@@ -49,7 +51,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(inbox::router())
         .merge(crate::realtime::router())
         .merge(visitor::router(state.clone()))
-        .merge(whatsapp::router());
+        .merge(whatsapp::router())
+        .merge(history::router())
+        .merge(events::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(visitor::script())

@@ -269,8 +269,8 @@
 
   function receipt(status) {
     var last = lastTeamMessage();
-    if (!last) return;
-    request("POST", "/receipts", { message_id: last, status: status }).catch(function () {});
+    if (!last) return Promise.resolve();
+    return request("POST", "/receipts", { message_id: last, status: status }).catch(function () {});
   }
 
   function markRead() {
@@ -324,8 +324,8 @@
     if (event.event_type === "MessagePosted") {
       showTyping(false);
       show({ id: d.message_id, from: "team", content: d.content });
-      receipt("delivered");
-      markRead();
+      /* One after the other: a read that lands first would make the delivery a no-op. */
+      receipt("delivered").then(markRead);
     } else if (event.event_type === "MessageReceived") {
       show({ id: d.message_id, from: "visitor", content: d.content });
     } else if (event.event_type === "ReadMarkerMoved") {

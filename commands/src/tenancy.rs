@@ -19,6 +19,9 @@ pub enum Role {
     Admin,
     /// Answers conversations.
     Agent,
+    /// Reads conversation histories, past states and the event feed of its tenant, and
+    /// changes nothing: the role for compliance reviews and analytics jobs.
+    Auditor,
 }
 
 /// An agent as the API shows it.

@@ -100,7 +100,7 @@ impl Tail {
         &self,
         tenant_id: Uuid,
         after: Cursor,
-    ) -> impl Stream<Item = Result<SharedEvent, sqlx::Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<SharedEvent, sqlx::Error>> + Send + use<> {
         let subscription = Subscription {
             pool: self.pool.clone(),
             batches: self.batches.subscribe(),

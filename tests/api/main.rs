@@ -7,10 +7,12 @@ mod stand_ins;
 mod website;
 
 mod agents_and_teams;
+mod audit;
 mod bad_input;
 mod browser;
 mod conversations;
 mod domains;
+mod event_feed;
 mod event_store;
 mod inbox;
 mod operations;

@@ -38,6 +38,8 @@ pub enum Peer {
         tenant_id: Uuid,
         /// The agent.
         agent_id: Uuid,
+        /// An auditor watches; it sends no typing or viewing signals.
+        read_only: bool,
     },
     /// A visitor: their conversation only.
     Visitor {
@@ -156,7 +158,12 @@ pub async fn run(socket: WebSocket, state: AppState, peer: Peer, after: Cursor) 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_ping = Instant::now();
     let mut last_renewal = Instant::now();
-    if let Peer::Agent { tenant_id, .. } = peer {
+    if let Peer::Agent {
+        tenant_id,
+        read_only: false,
+        ..
+    } = peer
+    {
         state.signals.agent_here(tenant_id, true).await;
     }
     let ready = ServerMessage::Ready {
@@ -228,7 +235,12 @@ pub async fn run(socket: WebSocket, state: AppState, peer: Peer, after: Cursor) 
         }
     }
     connection.announce(false).await;
-    if let Peer::Agent { tenant_id, .. } = peer {
+    if let Peer::Agent {
+        tenant_id,
+        read_only: false,
+        ..
+    } = peer
+    {
         state.signals.agent_here(tenant_id, false).await;
     }
 }
@@ -317,6 +329,15 @@ impl Connection {
     }
 
     async fn take_client(&mut self, text: &str) -> Option<ServerMessage> {
+        if let Peer::Agent {
+            read_only: true, ..
+        } = self.peer
+        {
+            return Some(ServerMessage::Error {
+                code: "forbidden",
+                detail: "auditors watch; they send no signals".into(),
+            });
+        }
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(message) => message,
             Err(error) => {
@@ -394,6 +415,7 @@ impl Connection {
         let Peer::Agent {
             tenant_id,
             agent_id,
+            ..
         } = self.peer
         else {
             return None;

@@ -15,6 +15,8 @@ use projections::reader::{Cursor, head};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use commands::tenancy::Role;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 use connection::Peer;
@@ -101,6 +103,7 @@ pub(crate) async fn agent_socket(
     let peer = Peer::Agent {
         tenant_id: principal.tenant_id.as_uuid(),
         agent_id: principal.agent_id.as_uuid(),
+        read_only: principal.role == Role::Auditor,
     };
     Ok(upgrade(socket, state, peer, after))
 }

@@ -25,7 +25,7 @@ pub(crate) struct NewAgent {
     name: String,
     /// E-mail address, unique in the tenant.
     email: String,
-    /// `admin` or `agent`.
+    /// `admin`, `agent` or `auditor` (read-only: histories, past states, the event feed).
     #[schema(value_type = String, example = "agent")]
     role: RoleBody,
 }
@@ -35,6 +35,7 @@ pub(crate) struct NewAgent {
 enum RoleBody {
     Admin,
     Agent,
+    Auditor,
 }
 
 /// An agent with the API token it acts with; the token is shown this once.
@@ -52,7 +53,7 @@ pub(crate) struct AgentView {
     id: uuid::Uuid,
     name: String,
     email: String,
-    /// `admin` or `agent`.
+    /// `admin`, `agent` or `auditor`.
     #[schema(value_type = String, example = "agent")]
     role: Role,
     created_at: chrono::DateTime<chrono::Utc>,
@@ -87,6 +88,7 @@ pub(crate) async fn create_agent(
     let role = match body.role {
         RoleBody::Admin => Role::Admin,
         RoleBody::Agent => Role::Agent,
+        RoleBody::Auditor => Role::Auditor,
     };
     let (agent, token) = tenancy::create_agent(
         &state.pool,
