@@ -347,6 +347,27 @@ async fn a_token_reaches_only_its_own_widget_and_bad_input_is_refused() {
     )
     .await
     .problem(401, "unauthorized");
+    let retry = json!({"id": uuid::Uuid::now_v7(), "content": "sent twice"});
+    for _ in 0..2 {
+        let sent = visitor
+            .call(Method::POST, "/messages", Some(retry.clone()))
+            .await
+            .expect(201);
+        assert_eq!(sent["id"], retry["id"]);
+    }
+    let types = site
+        .app
+        .event_types(
+            "Conversation",
+            &site.app.admin.tenant_id,
+            &visitor.conversation_id,
+        )
+        .await;
+    assert_eq!(
+        types,
+        ["ConversationStarted", "MessageReceived"],
+        "a retried message is stored once"
+    );
     let long = "x".repeat(domain::text::MessageContent::MAX_CHARS + 1);
     assert_eq!(
         visitor
@@ -370,8 +391,8 @@ async fn a_token_reaches_only_its_own_widget_and_bad_input_is_refused() {
     );
     assert_eq!(
         site.app.event_count().await,
-        events_before + 1,
-        "only the second widget was stored"
+        events_before + 3,
+        "only the second widget and the one message were stored"
     );
 }
 

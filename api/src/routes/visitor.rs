@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use commands::bus::CommandError;
 use commands::context::{CommandContext, stream_id};
 use domain::actor::Actor;
 use domain::conversation::{
@@ -478,7 +479,7 @@ pub(crate) async fn send_message(
         widget_id: Some(visitor.claims.widget),
     };
     match state.conversations.execute(&stream, start, &context).await {
-        Ok(_) | Err(commands::bus::CommandError::Rejected(ConversationError::AlreadyStarted)) => {}
+        Ok(_) | Err(CommandError::Rejected(ConversationError::AlreadyStarted)) => {}
         Err(other) => return Err(other.into()),
     }
     let message_id = body.id.map(MessageId::from).unwrap_or_default();
@@ -487,16 +488,23 @@ pub(crate) async fn send_message(
         content,
         sent_at: Utc::now(),
     };
-    let outcome = state
+    // A retry of a message that was stored (the widget resends with the same id when an
+    // answer got lost) is answered as the first one was, without its position.
+    let position = match state
         .conversations
         .execute(&stream, receive, &context)
-        .await?;
+        .await
+    {
+        Ok(outcome) => outcome.position,
+        Err(CommandError::Rejected(ConversationError::DuplicateMessage(_))) => None,
+        Err(other) => return Err(other.into()),
+    };
     Ok((
         StatusCode::CREATED,
         Json(Sent {
             id: message_id.as_uuid(),
             conversation_id: visitor.claims.conversation_id().as_uuid(),
-            position: outcome.position,
+            position,
         }),
     ))
 }
