@@ -228,6 +228,8 @@
   function statusText(message) {
     if (message.from !== "visitor") return "";
     var seen = state.seenUpTo ? state.order.indexOf(state.seenUpTo) : -1;
+    /* A marker on a message the widget does not show (a private note) is newer than all it has. */
+    if (state.seenUpTo && seen < 0) seen = state.order.length - 1;
     if (seen >= 0 && state.order.indexOf(message.id) <= seen) return "Seen";
     return message.pending ? "Sending\u2026" : "Sent";
   }

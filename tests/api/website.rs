@@ -17,7 +17,7 @@ pub const SITE: &str = "shop.example.com";
 pub struct Website {
     pub app: TestApp,
     pub web: WebServer,
-    /// The customer's web server's port (the site is `http://shop.test:<port>`).
+    /// The customer's web server's port (the site is `http://shop.example.com:<port>`).
     pub web_port: u16,
     pub widget: Value,
 }
@@ -110,7 +110,7 @@ impl Visitor<'_> {
     }
 }
 
-/// Starts a server whose domain proofs go to the stand-ins, verifies `shop.test` by its
+/// Starts a server whose domain proofs go to the stand-ins, verifies `shop.example.com` by its
 /// HTTP file, and creates a widget allowed on it with `settings`.
 pub async fn website(settings: Value) -> Website {
     let (dns, dns_address) = DnsServer::start().await;

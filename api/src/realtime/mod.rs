@@ -6,8 +6,8 @@ pub mod protocol;
 pub mod signals;
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -18,6 +18,7 @@ use utoipa::IntoParams;
 use commands::tenancy::Role;
 
 use crate::error::ApiError;
+use crate::extract::AppQuery;
 use crate::state::AppState;
 use connection::Peer;
 
@@ -30,6 +31,7 @@ const MAX_WRITE_BUFFER: usize = 64 * 1024;
 /// Where a connection starts, and (for browsers, which cannot set headers on a WebSocket)
 /// its credential.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RealtimeParams {
     /// Resume after this cursor (from the last event seen); live from now when absent.
     after: Option<String>,
@@ -47,13 +49,7 @@ pub(crate) async fn starting_cursor(
     after: Option<&str>,
 ) -> Result<Cursor, ApiError> {
     match after {
-        Some(raw) => raw.parse().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "`after` is not a cursor this service gave",
-            )
-            .at("after")
-        }),
+        Some(raw) => crate::routes::events::cursor("after", Some(raw)),
         None => Ok(head(&state.pool).await?),
     }
 }
@@ -85,7 +81,7 @@ pub(crate) fn upgrade(
 pub(crate) async fn agent_socket(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<RealtimeParams>,
+    AppQuery(params): AppQuery<RealtimeParams>,
     socket: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let token = headers

@@ -84,7 +84,8 @@ fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail).at(field)
 }
 
-fn cursor(field: &str, raw: Option<&str>) -> Result<Cursor, ApiError> {
+/// A cursor from a query parameter; none means the start of the order.
+pub(crate) fn cursor(field: &str, raw: Option<&str>) -> Result<Cursor, ApiError> {
     match raw {
         None => Ok(Cursor::default()),
         Some(raw) => raw.parse().map_err(|_| {

@@ -113,7 +113,7 @@ async fn admit(
             return refused.into_response();
         }
     };
-    let mut response = match state.limits.check(peer.ip(), None) {
+    let mut response = match state.limits.check(peer.ip()) {
         Ok(()) => {
             request.extensions_mut().insert(admission);
             next.run(request).await
@@ -214,12 +214,8 @@ impl FromRequestParts<AppState> for Visitor {
             .ok_or_else(|| {
                 ApiError::unauthorized("the visitor token is not valid; start a session again")
             })?;
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| ApiError::internal("no peer address"))?;
-        state.limits.check(address, Some(&claims.actor_id()))?;
+        // The address was counted by the gate; here the visitor is.
+        state.limits.check_visitor(&claims.actor_id())?;
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -488,8 +484,9 @@ pub(crate) async fn send_message(
         content,
         sent_at: Utc::now(),
     };
-    // A retry of a message that was stored (the widget resends with the same id when an
-    // answer got lost) is answered as the first one was, without its position.
+    // A retry of a message that was stored (a client resending with the same id after an
+    // answer got lost) is answered as the first one was, without its position; the id
+    // decides, so a different text under a used id is not stored.
     let position = match state
         .conversations
         .execute(&stream, receive, &context)

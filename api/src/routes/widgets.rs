@@ -83,7 +83,7 @@ pub(crate) struct WidgetChanges {
     allowed_domains: Option<Vec<String>>,
     pre_chat_form: Option<bool>,
     /// `null` makes the popup wait for `Upzento.open()`.
-    #[serde(default, deserialize_with = "present_number")]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u16>)]
     popup_delay_seconds: Option<Option<u16>>,
     /// Enable or disable the widget on sites.
@@ -91,13 +91,10 @@ pub(crate) struct WidgetChanges {
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-/// [`present`] for a number.
-fn present_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>, D::Error> {
-    Option::<u16>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// How a widget looks and what it says: what admins set, and what the widget script is given.

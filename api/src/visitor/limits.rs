@@ -58,21 +58,25 @@ fn too_many(wait: Duration) -> ApiError {
 }
 
 impl VisitorLimits {
-    /// Counts one request from `address`, and from `visitor` when the visitor is known;
-    /// a 429 with `Retry-After` when either is over its limit.
-    pub fn check(&self, address: IpAddr, visitor: Option<&str>) -> Result<(), ApiError> {
+    /// Counts one request from `address`; a 429 with `Retry-After` over its limit.
+    pub fn check(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.sweep();
+        self.per_address
+            .check_key(&address)
+            .map_err(|late| too_many(late.wait_time_from(self.clock.now())))
+    }
+
+    /// Counts one request of `visitor`; a 429 with `Retry-After` over its limit.
+    pub fn check_visitor(&self, visitor: &str) -> Result<(), ApiError> {
+        self.per_visitor
+            .check_key(&visitor.to_owned())
+            .map_err(|late| too_many(late.wait_time_from(self.clock.now())))
+    }
+
+    fn sweep(&self) {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.per_visitor.retain_recent();
             self.per_address.retain_recent();
         }
-        self.per_address
-            .check_key(&address)
-            .map_err(|late| too_many(late.wait_time_from(self.clock.now())))?;
-        if let Some(visitor) = visitor {
-            self.per_visitor
-                .check_key(&visitor.to_owned())
-                .map_err(|late| too_many(late.wait_time_from(self.clock.now())))?;
-        }
-        Ok(())
     }
 }

@@ -90,7 +90,11 @@ pub struct WidgetPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_chat_form: Option<bool>,
     /// New popup delay; `Some(None)` makes the popup wait for `Upzento.open()`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "cleared_or_set"
+    )]
     pub popup_delay_seconds: Option<Option<u16>>,
     /// New colour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,10 +127,10 @@ pub struct WidgetPatch {
 
 /// Reads a present field as `Some`, so a stored `null` (cleared) is told from an absent
 /// field (unchanged) on replay.
-fn cleared_or_set<'de, D: serde::Deserializer<'de>>(
+fn cleared_or_set<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
-) -> Result<Option<Option<WidgetText>>, D::Error> {
-    Option::<WidgetText>::deserialize(deserializer).map(Some)
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl WidgetPatch {

@@ -177,3 +177,14 @@ fn a_cleared_text_stays_cleared_when_the_event_is_read_back() {
     let read: WidgetEvent = serde_json::from_value(stored).unwrap();
     assert_eq!(read, WidgetEvent::WidgetSettingsUpdated { changes });
 }
+
+#[test]
+fn a_stored_patch_that_cleared_the_popup_delay_reads_back_as_cleared() {
+    let patch = WidgetPatch {
+        popup_delay_seconds: Some(None),
+        ..WidgetPatch::default()
+    };
+    let stored = serde_json::to_string(&patch).unwrap();
+    let read: WidgetPatch = serde_json::from_str(&stored).unwrap();
+    assert_eq!(read, patch, "stored as {stored}");
+}
