@@ -25,6 +25,7 @@ use tokio::sync::{Notify, watch};
 use crate::cluster::{self, PrivateCluster};
 use crate::config::{DatabaseArgs, ServeArgs};
 use crate::realtime::signals::Signals;
+use crate::realtime::unread::UnreadCounts;
 use crate::state::AppState;
 use crate::visitor::gate::WidgetGate;
 use crate::visitor::keys::KeyRing;
@@ -174,6 +175,7 @@ pub fn state(
         )),
         tail: Tail::start(pool.clone()),
         signals: Signals::start(pool.clone()),
+        unread: Arc::new(UnreadCounts::new(pool.clone())),
         keys: Arc::new(KeyRing::new(pool.clone())),
         limits: Arc::new(VisitorLimits::default()),
         closing,

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::realtime::signals::Signals;
+use crate::realtime::unread::UnreadCounts;
 use crate::visitor::gate::WidgetGate;
 use crate::visitor::keys::KeyRing;
 use crate::visitor::limits::VisitorLimits;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub tail: Tail,
     /// Typing, viewing and online signals between instances.
     pub signals: Signals,
+    /// Agents' unread counts, shared by their live connections.
+    pub unread: Arc<UnreadCounts>,
     /// Signs visitor tokens and derives widget identity secrets.
     pub keys: Arc<KeyRing>,
     /// Lets widgets run only on their verified domains.

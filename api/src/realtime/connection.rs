@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use projections::reader::Cursor;
-use projections::runtime::has_reached;
 use projections::tail::TailEvent;
 use uuid::Uuid;
 
@@ -25,8 +24,8 @@ pub const TYPING_EXPIRES: Duration = Duration::from_secs(6);
 const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the server pings; a client that stops answering is dropped by TCP timeouts.
 const PING_EVERY: Duration = Duration::from_secs(25);
-/// The shortest interval between two unread-count pushes to one agent: counting costs two
-/// queries, and a busy tenant changes them many times a second.
+/// The shortest interval between two unread-count pushes to one connection: a busy tenant
+/// changes them many times a second, and nobody reads a badge that fast.
 const UNREAD_EVERY: Duration = Duration::from_secs(2);
 
 /// Who is on the other end.
@@ -134,7 +133,7 @@ struct Connection {
     /// Conversations this agent has open.
     viewing: Vec<Uuid>,
     /// The newest event pushed since the unread counts were last sent (agents).
-    unread_stale_at: Option<i64>,
+    unread_stale_at: Option<Cursor>,
     /// When the unread counts were last sent.
     unread_sent: Option<Instant>,
 }
@@ -177,7 +176,7 @@ pub async fn run(socket: WebSocket, state: AppState, peer: Peer, after: Cursor) 
             event = events.next() => match event {
                 Some(Ok(event)) => match connection.peer.render(&event) {
                     Some(text) => {
-                        connection.unread_stale_at = Some(event.position);
+                        connection.unread_stale_at = Some(event.cursor());
                         outgoing.send(Message::Text(text.as_ref().into())).await
                     }
                     None => Ok(()),
@@ -420,25 +419,21 @@ impl Connection {
         else {
             return None;
         };
-        let position = self.unread_stale_at?;
+        let seen = self.unread_stale_at?;
         if self
             .unread_sent
             .is_some_and(|at| at.elapsed() < UNREAD_EVERY)
         {
             return None;
         }
-        let pool = &self.state.pool;
-        if !has_reached(pool, projections::inbox::NAME, position)
+        let counts = self
+            .state
+            .unread
+            .after(tenant_id, agent_id, seen)
             .await
-            .ok()?
-        {
-            return None;
-        }
+            .ok()??;
         self.unread_stale_at = None;
         self.unread_sent = Some(Instant::now());
-        let counts = projections::queries::unread(pool, tenant_id, agent_id)
-            .await
-            .ok()?;
         Some(ServerMessage::Unread(counts))
     }
 }

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod protocol;
 pub mod signals;
+pub mod unread;
 
 use axum::Router;
 use axum::extract::State;
