@@ -299,7 +299,8 @@
     if (!content) return;
     var id = uuid();
     var body = { id: id, content: content };
-    if (!ui.prechat.hidden) {
+    /* The first message carries who the visitor is: from the pre-chat form or identify(). */
+    if (state.order.length === 0) {
       if (ui.name.value.trim()) body.name = ui.name.value.trim();
       if (ui.email.value.trim()) body.email = ui.email.value.trim();
     }
@@ -392,7 +393,12 @@
       store("token", session.token);
       render(session.widget);
       queued.splice(0).forEach(function (fn) { fn(); });
-      if (state.identifyPending) return identify(state.identifyPending);
+      if (state.identifyPending) {
+        return identify(state.identifyPending).catch(function (error) {
+          console.warn("Upzento chat could not verify this user: " + error.message);
+          return loadHistory().then(connect);
+        });
+      }
       return loadHistory().then(connect);
     }).catch(function (error) {
       /* Not on a verified domain, a disabled widget, or no server: render nothing. */
