@@ -4,6 +4,7 @@
 //! Screenshots of the three display types go to `docs/images/`.
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,16 +22,22 @@ const STRANGER: &str = "shop.example.net";
 const ATTACK: &str = "<img src=x onerror=alert(1)>";
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// chromedriver and the browser session it runs; both end with the value.
+/// chromedriver and the browser session it runs; both end with the value, and the
+/// browser's profile directory goes with them.
 struct Browser {
     driver: Child,
     client: Client,
+    profile: std::path::PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // chromedriver leads a process group of its own, with the browser's processes in it:
+        // killing the group ends them all, even when a test failed before closing the session.
+        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -39,6 +46,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -69,7 +77,11 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a browser session starts");
-        Self { driver, client }
+        Self {
+            driver,
+            client,
+            profile,
+        }
     }
 
     /// The widget's shadow root's element matching `css`, once it exists.
