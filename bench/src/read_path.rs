@@ -102,10 +102,17 @@ pub async fn run(conversations: i64, messages: i64, requests: usize) -> anyhow::
     eprintln!("seeded {events} events in {seeded:.1?}");
     sqlx::query("analyze").execute(&pool).await?;
 
-    // Exactly what `upzento projections rebuild inbox` does: every partition on a connection
-    // of its own, until all have caught up.
+    let inbox = projections::inbox::Inbox;
+    sqlx::query("insert into projector_checkpoints (name) values ('inbox') on conflict do nothing")
+        .execute(&pool)
+        .await?;
+    let mut conn = pool.acquire().await?.detach();
     let started = Instant::now();
-    api::rebuild::rebuild(&pool, Some(projections::inbox::NAME)).await?;
+    loop {
+        if projections::runtime::apply_batch(&mut conn, &inbox).await? == 0 {
+            break;
+        }
+    }
     let projected = started.elapsed();
     let rate = events as f64 / projected.as_secs_f64();
     eprintln!("projected {events} events in {projected:.1?}: {rate:.0} events/s");

@@ -24,14 +24,8 @@ use uuid::Uuid;
 use crate::reader::StoredEvent;
 use crate::runtime::Projector;
 
-/// The name the partitions share: what `upzento projections rebuild inbox` names.
+/// The projector's stored name.
 pub const NAME: &str = "inbox";
-/// How many partitions the inbox projector runs as. Each has its own checkpoint, lock and
-/// connection, so two PostgreSQL backends maintain the indexes at once (decisions.md, "The
-/// inbox projector in two partitions").
-pub const PARTS: u8 = 2;
-/// Each partition's stored name, with its checkpoint: never rename.
-pub const PART_NAMES: [&str; PARTS as usize] = ["inbox.0", "inbox.1"];
 
 /// How much of the last message the list shows, in characters.
 const PREVIEW_CHARS: usize = 140;
@@ -44,22 +38,8 @@ const MAX_SEARCH_TEXT_PER_BATCH: usize = 100_000;
 /// See [`MAX_SEARCH_TEXT_PER_BATCH`].
 const MAX_SEARCH_DOCUMENT_BYTES: i32 = 900_000;
 
-/// One partition of the inbox projector: the conversations whose id falls to it.
-pub struct Inbox {
-    part: u8,
-}
-
-impl Inbox {
-    /// Every partition.
-    pub fn partitions() -> impl Iterator<Item = Self> {
-        (0..PARTS).map(|part| Self { part })
-    }
-}
-
-/// The partition a conversation belongs to: its events are applied there, in order.
-fn part_of(conversation: Uuid) -> u8 {
-    (conversation.as_u128() % u128::from(PARTS)) as u8
-}
+/// The inbox projector.
+pub struct Inbox;
 
 /// The text form of an enum that serializes as a bare string.
 fn text<T: serde::Serialize>(value: &T) -> String {
@@ -490,11 +470,10 @@ impl Batch {
     }
 
     /// Writes everything back.
-    /// Writes the batch back; the counters go to the rows of partition `part`.
-    async fn save(self, tx: &mut PgConnection, part: u8) -> anyhow::Result<()> {
+    async fn save(self, tx: &mut PgConnection) -> anyhow::Result<()> {
         self.save_conversations(tx).await?;
         self.save_messages(tx).await?;
-        self.save_reads_and_counters(tx, i16::from(part)).await
+        self.save_reads_and_counters(tx).await
     }
 
     async fn save_conversations(&self, tx: &mut PgConnection) -> anyhow::Result<()> {
@@ -720,11 +699,7 @@ impl Batch {
         Ok(())
     }
 
-    async fn save_reads_and_counters(
-        &self,
-        tx: &mut PgConnection,
-        part: i16,
-    ) -> anyhow::Result<()> {
+    async fn save_reads_and_counters(&self, tx: &mut PgConnection) -> anyhow::Result<()> {
         let reads: Vec<&Read> = self.reads.values().map(|r| &r.row).collect();
         sqlx::query(
             "insert into inbox_reads (tenant_id, conversation_id, agent_id, read_incoming, last_read_message_id)
@@ -743,9 +718,9 @@ impl Batch {
         let (totals, agent_reads) = self.counter_deltas();
         let totals: Vec<(&Bucket, &(i64, i64))> = totals.iter().collect();
         sqlx::query(
-            "insert into inbox_totals (tenant_id, status, assignee_key, conversations, incoming, part)
-             select d.*, $6 from unnest($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::int8[]) d
-             on conflict (tenant_id, status, assignee_key, part) do update
+            "insert into inbox_totals (tenant_id, status, assignee_key, conversations, incoming)
+             select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::int8[])
+             on conflict (tenant_id, status, assignee_key) do update
                 set conversations = inbox_totals.conversations + excluded.conversations,
                     incoming = inbox_totals.incoming + excluded.incoming",
         )
@@ -754,27 +729,25 @@ impl Batch {
         .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
         .bind(totals.iter().map(|(_, d)| d.0).collect::<Vec<_>>())
         .bind(totals.iter().map(|(_, d)| d.1).collect::<Vec<_>>())
-        .bind(part)
         .execute(&mut *tx)
         .await?;
         // An emptied bucket is removed, so the rows do not depend on how events were batched.
         sqlx::query(
             "delete from inbox_totals t using unnest($1::uuid[], $2::text[], $3::uuid[]) k(tenant_id, status, assignee_key)
-              where t.tenant_id = k.tenant_id and t.status = k.status and t.part = $4
+              where t.tenant_id = k.tenant_id and t.status = k.status
                 and t.assignee_key = k.assignee_key and t.conversations = 0 and t.incoming = 0",
         )
         .bind(totals.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
         .bind(totals.iter().map(|(b, _)| b.1.clone()).collect::<Vec<_>>())
         .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
-        .bind(part)
         .execute(&mut *tx)
         .await?;
 
         let agent_reads: Vec<(&(Uuid, Bucket), &i64)> = agent_reads.iter().collect();
         sqlx::query(
-            "insert into inbox_agent_reads (tenant_id, agent_id, status, assignee_key, read_incoming, part)
-             select d.*, $6 from unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[]) d
-             on conflict (tenant_id, agent_id, status, assignee_key, part) do update
+            "insert into inbox_agent_reads (tenant_id, agent_id, status, assignee_key, read_incoming)
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[])
+             on conflict (tenant_id, agent_id, status, assignee_key) do update
                 set read_incoming = inbox_agent_reads.read_incoming + excluded.read_incoming",
         )
         .bind(agent_reads.iter().map(|((_, b), _)| b.0).collect::<Vec<_>>())
@@ -782,20 +755,18 @@ impl Batch {
         .bind(agent_reads.iter().map(|((_, b), _)| b.1.clone()).collect::<Vec<_>>())
         .bind(agent_reads.iter().map(|((_, b), _)| b.2).collect::<Vec<_>>())
         .bind(agent_reads.iter().map(|(_, n)| **n).collect::<Vec<_>>())
-        .bind(part)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "delete from inbox_agent_reads r
               using unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[]) k(tenant_id, agent_id, status, assignee_key)
               where r.tenant_id = k.tenant_id and r.agent_id = k.agent_id and r.status = k.status
-                and r.assignee_key = k.assignee_key and r.read_incoming = 0 and r.part = $5",
+                and r.assignee_key = k.assignee_key and r.read_incoming = 0",
         )
         .bind(agent_reads.iter().map(|((_, b), _)| b.0).collect::<Vec<_>>())
         .bind(agent_reads.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
         .bind(agent_reads.iter().map(|((_, b), _)| b.1.clone()).collect::<Vec<_>>())
         .bind(agent_reads.iter().map(|((_, b), _)| b.2).collect::<Vec<_>>())
-        .bind(part)
         .execute(&mut *tx)
         .await?;
 
@@ -806,10 +777,6 @@ impl Batch {
 #[async_trait]
 impl Projector for Inbox {
     fn name(&self) -> &'static str {
-        PART_NAMES[usize::from(self.part)]
-    }
-
-    fn family(&self) -> &'static str {
         NAME
     }
 
@@ -826,10 +793,7 @@ impl Projector for Inbox {
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let conversations: Vec<&StoredEvent> = events
             .iter()
-            .filter(|e| {
-                e.aggregate_type == "Conversation"
-                    && e.resource_id().is_some_and(|id| part_of(id) == self.part)
-            })
+            .filter(|e| e.aggregate_type == "Conversation")
             .collect();
         let mut keys: Vec<ConversationKey> = conversations
             .iter()
@@ -846,6 +810,6 @@ impl Projector for Inbox {
                 .map_err(|e| anyhow::anyhow!("event {} does not read: {e}", stored.position))?;
             batch.apply(stored, event)?;
         }
-        batch.save(tx, self.part).await
+        batch.save(tx).await
     }
 }

@@ -25,9 +25,5 @@ use std::sync::Arc;
 
 /// Every projector the service runs, in one place so the server, the CLI and the tests agree.
 pub fn all() -> Vec<Arc<dyn runtime::Projector>> {
-    let mut all: Vec<Arc<dyn runtime::Projector>> = inbox::Inbox::partitions()
-        .map(|part| Arc::new(part) as Arc<dyn runtime::Projector>)
-        .collect();
-    all.push(Arc::new(whatsapp::WhatsappOutbox));
-    all
+    vec![Arc::new(inbox::Inbox), Arc::new(whatsapp::WhatsappOutbox)]
 }

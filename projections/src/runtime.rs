@@ -35,11 +35,6 @@ pub trait Projector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The tables it owns, emptied on rebuild.
     fn tables(&self) -> &'static [&'static str];
-    /// The projectors that share these tables (the partitions of one read model) share a
-    /// family name: they are rebuilt together.
-    fn family(&self) -> &'static str {
-        self.name()
-    }
     /// Applies a batch of events, in order, inside the batch's transaction.
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
 }
@@ -224,73 +219,53 @@ pub async fn statuses(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectorStat
     Ok(statuses)
 }
 
-/// Where a read model stands: the projectors `names` (its partitions) have all applied
-/// every event up to this cursor. A client that reads the model, then follows the live tail
-/// from here, misses nothing. The start of the order while any of them has not started.
-pub async fn checkpoint(pool: &PgPool, names: &[&str]) -> Result<Cursor, sqlx::Error> {
-    let cursors: Vec<Cursor> = sqlx::query_as(
+/// Where a projector stands: its read models show every event up to this cursor. A client
+/// that reads those models, then follows the live tail from here, misses nothing.
+pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<Cursor, sqlx::Error> {
+    sqlx::query_as(
         "select transaction_id::text::bigint as transaction_id, position
-           from projector_checkpoints where name = any($1)",
+           from projector_checkpoints where name = $1",
     )
-    .bind(names)
-    .fetch_all(pool)
-    .await?;
-    Ok(if cursors.len() < names.len() {
-        Cursor::default()
-    } else {
-        cursors.into_iter().min().unwrap_or_default()
-    })
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .map(Option::unwrap_or_default)
 }
 
-/// True once every projector of `names` has applied the event at global `position`
-/// (read-your-writes); true for a position no event has.
-pub async fn has_reached(
-    pool: &PgPool,
-    names: &[&str],
-    position: i64,
-) -> Result<bool, sqlx::Error> {
+/// True once the projector has applied the event at global `position` (read-your-writes).
+pub async fn has_reached(pool: &PgPool, name: &str, position: i64) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
-        "select not exists (select 1 from events where position = $2)
-             or (select count(*) from events e, projector_checkpoints c
-                  where c.name = any($1) and e.position = $2
-                    and (e.transaction_id, e.position) <= (c.transaction_id, c.position))
-                = cardinality($1)",
+        "select exists (
+             select 1 from events e, projector_checkpoints c
+              where c.name = $1 and e.position = $2
+                and (e.transaction_id, e.position) <= (c.transaction_id, c.position))
+             or not exists (select 1 from events where position = $2)",
     )
-    .bind(names)
+    .bind(name)
     .bind(position)
     .fetch_one(pool)
     .await
 }
 
-/// Empties the tables of a family of projectors (one read model's partitions) and resets
-/// their checkpoints, in one transaction: they (here or in a running server) then rebuild
-/// from the first event.
-pub async fn reset(pool: &PgPool, family: &[&dyn Projector]) -> Result<(), sqlx::Error> {
-    let names: Vec<&str> = family.iter().map(|p| p.name()).collect();
-    for name in &names {
-        ensure_checkpoint(pool, name).await?;
-    }
+/// Empties the projector's tables and resets its checkpoint, in one transaction: the
+/// projector (here or in a running server) then rebuilds from the first event.
+pub async fn reset(pool: &PgPool, projector: &dyn Projector) -> Result<(), sqlx::Error> {
+    ensure_checkpoint(pool, projector.name()).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("select 1 from projector_checkpoints where name = any($1) for update")
-        .bind(&names)
+    sqlx::query("select 1 from projector_checkpoints where name = $1 for update")
+        .bind(projector.name())
         .execute(&mut *tx)
         .await?;
-    let mut tables: Vec<&str> = family
-        .iter()
-        .flat_map(|p| p.tables().iter().copied())
-        .collect();
-    tables.sort_unstable();
-    tables.dedup();
-    for table in tables {
+    for table in projector.tables() {
         sqlx::query(&format!("truncate {table}"))
             .execute(&mut *tx)
             .await?;
     }
     sqlx::query(
         "update projector_checkpoints set transaction_id = '0'::xid8, position = 0, events_applied = 0
-          where name = any($1)",
+          where name = $1",
     )
-    .bind(&names)
+    .bind(projector.name())
     .execute(&mut *tx)
     .await?;
     tx.commit().await

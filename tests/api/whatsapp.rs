@@ -1031,7 +1031,7 @@ async fn rebuilding_the_outbox_projector_sends_nothing_twice() {
     assert_eq!(setup.graph.received().len(), 1);
 
     // What `upzento projections rebuild whatsapp_outbox` does.
-    projections::runtime::reset(&app.pool, &[&projections::whatsapp::WhatsappOutbox])
+    projections::runtime::reset(&app.pool, &projections::whatsapp::WhatsappOutbox)
         .await
         .unwrap();
     let second = reply(app, id, "Second").await;

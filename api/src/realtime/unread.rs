@@ -42,7 +42,7 @@ impl UnreadCounts {
         {
             return Ok(cursor);
         }
-        let cursor = checkpoint(&self.pool, &projections::inbox::PART_NAMES).await?;
+        let cursor = checkpoint(&self.pool, projections::inbox::NAME).await?;
         *self.checkpoint.lock().expect("checkpoint lock") = Some((Instant::now(), cursor));
         Ok(cursor)
     }

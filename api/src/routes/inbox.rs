@@ -138,7 +138,7 @@ async fn reach(state: &AppState, position: Option<i64>) -> Result<(), ApiError> 
     };
     let deadline = Instant::now() + READ_YOUR_WRITES_WAIT;
     let mut pause = Duration::from_millis(2);
-    while !projections::runtime::has_reached(&state.pool, &projections::inbox::PART_NAMES, position)
+    while !projections::runtime::has_reached(&state.pool, projections::inbox::NAME, position)
         .await?
     {
         if Instant::now() >= deadline {

@@ -386,7 +386,7 @@ pub(crate) async fn history(
 ) -> Result<Json<VisitorHistory>, ApiError> {
     let limit = params.limit.unwrap_or(50).clamp(1, 200);
     // The checkpoint first: the rows read after it show at least that much.
-    let cursor = checkpoint(&state.pool, &projections::inbox::PART_NAMES).await?;
+    let cursor = checkpoint(&state.pool, projections::inbox::NAME).await?;
     let rows = projections::queries::messages(
         &state.pool,
         visitor.claims.tenant.as_uuid(),
