@@ -150,17 +150,6 @@ async fn snippet(site: &Website, widget: &str) -> String {
         .to_owned()
 }
 
-async fn new_widget(site: &Website, settings: Value) -> Value {
-    let mut body = json!({"allowed_domains": site.widget["allowed_domains"]});
-    body.as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
-    site.app
-        .post(&site.app.admin, "/widgets", body)
-        .await
-        .expect(201)
-}
-
 /// Waits until the inbox lists the conversation of a message with `content`, and answers it.
 async fn in_inbox(site: &Website, content: &str) -> Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -363,8 +352,8 @@ async fn the_embedded_and_popup_widgets_render_and_take_a_message_and_an_unverif
     assert_eq!(conversation["contact_email"], "ada@example.com");
     browser.screenshot("widget-embedded").await;
 
-    let popup = new_widget(
-        &site,
+    let popup = site
+        .new_widget(
         json!({"name": "Popup", "display_type": "popup", "popup_delay_seconds": 1, "theme": "light",
                "position": "bottom_left", "greeting_title": "Need help?"}),
     )

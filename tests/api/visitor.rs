@@ -120,16 +120,7 @@ async fn a_session_starts_only_from_a_verified_domain_of_a_live_widget() {
             .await
             .problem(404, "widget_not_found");
     }
-    let domain = site.widget["allowed_domains"][0].as_str().unwrap();
-    let disabled = site
-        .app
-        .post(
-            &site.app.admin,
-            "/widgets",
-            json!({"name": "Off", "allowed_domains": [domain]}),
-        )
-        .await
-        .expect(201);
+    let disabled = site.new_widget(json!({"name": "Off"})).await;
     let id = disabled["id"].as_str().unwrap();
     site.app
         .call(
@@ -311,16 +302,7 @@ async fn a_token_reaches_only_its_own_widget_and_bad_input_is_refused() {
     let site = website(json!({})).await;
     let visitor = site.visitor().await;
     let events_before = site.app.event_count().await;
-    let domain = site.widget["allowed_domains"][0].as_str().unwrap();
-    let other = site
-        .app
-        .post(
-            &site.app.admin,
-            "/widgets",
-            json!({"name": "Other", "allowed_domains": [domain]}),
-        )
-        .await
-        .expect(201);
+    let other = site.new_widget(json!({"name": "Other"})).await;
     let refused = site
         .app
         .client

@@ -38,6 +38,18 @@ impl Website {
         self.widget["id"].as_str().unwrap().to_owned()
     }
 
+    /// Another widget allowed on the site, with `settings` (a `name` among them).
+    pub async fn new_widget(&self, settings: Value) -> Value {
+        let mut body = json!({"allowed_domains": self.widget["allowed_domains"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
+        self.app
+            .post(&self.app.admin, "/widgets", body)
+            .await
+            .expect(201)
+    }
+
     /// A visitor's request to the widget API, from `origin` (none when `None`).
     pub async fn visitor_call(
         &self,
