@@ -357,15 +357,24 @@ pub async fn unread(pool: &PgPool, tenant: Uuid, me: Uuid) -> Result<Counts, sql
     Ok(counts.into())
 }
 
-/// A page of a conversation's timeline, oldest first: the newest `limit` messages, or those
+/// Which entries of a timeline a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeline {
+    /// The team's view: messages and private notes.
+    WithNotes,
+    /// The contact's view: messages only.
+    MessagesOnly,
+}
+
+/// A page of a conversation's timeline, oldest first: the newest `limit` entries, or those
 /// just before `before` or just after `after` (message ids).
 pub async fn messages(
     pool: &PgPool,
     tenant: Uuid,
     conversation: Uuid,
-    before: Option<Uuid>,
-    after: Option<Uuid>,
+    (before, after): (Option<Uuid>, Option<Uuid>),
     limit: i64,
+    view: Timeline,
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
     let seq_of = "(select seq from inbox_messages
                     where tenant_id = $1 and conversation_id = $2 and message_id = $3)";
@@ -379,6 +388,7 @@ pub async fn messages(
                 sent_at, delivered_at, read_at, failed_at, error
            from inbox_messages
           where tenant_id = $1 and conversation_id = $2 {bound}
+            and ($5 or direction <> 'note')
           order by seq {order}
           limit $4"
     ))
@@ -386,6 +396,7 @@ pub async fn messages(
     .bind(conversation)
     .bind(after.or(before))
     .bind(limit)
+    .bind(view == Timeline::WithNotes)
     .fetch_all(pool)
     .await?;
     rows.sort_by_key(|m| m.seq);

@@ -312,7 +312,15 @@ pub(crate) async fn list_messages(
     {
         return Err(conversation_not_found());
     }
-    let data = queries::messages(&state.pool, tenant, id.as_uuid(), before, after, limit).await?;
+    let data = queries::messages(
+        &state.pool,
+        tenant,
+        id.as_uuid(),
+        (before, after),
+        limit,
+        queries::Timeline::WithNotes,
+    )
+    .await?;
     Ok(Json(MessagePage { data }))
 }
 

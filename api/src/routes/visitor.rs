@@ -391,9 +391,9 @@ pub(crate) async fn history(
         &state.pool,
         visitor.claims.tenant.as_uuid(),
         visitor.claims.conversation_id().as_uuid(),
-        params.before,
-        None,
+        (params.before, None),
         limit,
+        projections::queries::Timeline::MessagesOnly,
     )
     .await?;
     let data = rows
