@@ -98,10 +98,14 @@ pub async fn start_server(binary: &Path, url: &str) -> anyhow::Result<(Child, St
     anyhow::bail!("the server did not become healthy")
 }
 
+/// A size line of a process's `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in KiB.
+pub fn memory_kib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Peak resident memory of a process so far, in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    memory_kib(pid, "VmHWM:").map(|kib| kib / 1024.0)
 }

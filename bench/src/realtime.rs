@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{database, start_server, summary, summary_header};
+use crate::common::{database, memory_kib, start_server, summary, summary_header};
 
 /// What to run.
 #[derive(Debug, clap::Args)]
@@ -40,12 +40,7 @@ pub struct Options {
 
 /// Current resident memory of a process, in KiB (Linux `VmRSS`).
 fn rss_kib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("a size")?.parse()?)
+    memory_kib(pid, "VmRSS:").context("the server's VmRSS")
 }
 
 /// The part of a `MessageReceived` push the benchmark reads.

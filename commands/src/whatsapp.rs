@@ -81,3 +81,30 @@ impl Workers {
         self.tasks.shutdown().await;
     }
 }
+
+/// Runs `work` on row `id` of a work table while `conn` (a connection of the worker's own)
+/// holds the row's advisory lock in `space`: another worker, here or on another instance,
+/// skips the row meanwhile, and if this process dies the lock goes with its connection.
+/// `None`, without running `work`, when another worker holds the row.
+async fn while_locked<T>(
+    conn: &mut sqlx::PgConnection,
+    space: i32,
+    id: i64,
+    work: impl Future<Output = T>,
+) -> Result<Option<T>, sqlx::Error> {
+    let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+        .bind(space)
+        .bind(id as i32)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(None);
+    }
+    let done = work.await;
+    sqlx::query("select pg_advisory_unlock($1, $2)")
+        .bind(space)
+        .bind(id as i32)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(done))
+}

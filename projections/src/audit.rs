@@ -8,7 +8,7 @@
 //! models must agree with, not something derived from them.
 
 use chrono::{DateTime, Utc};
-use domain::conversation::{ConversationEvent, DeliveryStatus, Direction};
+use domain::conversation::{ConversationEvent, Direction};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -16,7 +16,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::feed::{event_data, event_id};
+use crate::queries::{Delivery, MessageRow};
 use crate::reader::StoredEvent;
+use crate::wire;
 
 /// Events read per round trip while streaming a history.
 pub const HISTORY_PAGE: i64 = 500;
@@ -165,35 +167,6 @@ pub struct ContactState {
     pub phone: Option<String>,
 }
 
-/// A message or note as it was at the point asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct MessageState {
-    /// Message id.
-    pub id: Uuid,
-    /// Sequence of the event that wrote it.
-    pub seq: i64,
-    /// `incoming`, `outgoing` or `note`.
-    pub direction: String,
-    /// The text.
-    pub content: String,
-    /// Who wrote it, for outgoing messages and notes.
-    pub author: Option<String>,
-    /// When it was written: the contact's `sent_at` for incoming, the record time otherwise.
-    pub created_at: DateTime<Utc>,
-    /// Delivery status of outgoing messages at that point.
-    pub status: Option<String>,
-    /// When the channel took it.
-    pub sent_at: Option<DateTime<Utc>>,
-    /// When it reached the contact's device.
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// When the contact read it.
-    pub read_at: Option<DateTime<Utc>>,
-    /// When it failed.
-    pub failed_at: Option<DateTime<Utc>>,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
 /// An agent's read marker at that point.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ReadMarker {
@@ -231,17 +204,9 @@ pub struct ConversationState {
     /// Labels, in the order they were put on.
     pub labels: Vec<String>,
     /// Messages and notes, in order.
-    pub messages: Vec<MessageState>,
+    pub messages: Vec<MessageRow>,
     /// Read markers, by agent id.
     pub read_markers: Vec<ReadMarker>,
-}
-
-/// A serde enum's wire name (`"open"`, `"delivered"`).
-fn wire<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(name)) => name,
-        other => format!("{other:?}"),
-    }
 }
 
 impl ConversationState {
@@ -286,19 +251,14 @@ impl ConversationState {
         author: Option<String>,
         created_at: DateTime<Utc>,
     ) {
-        self.messages.push(MessageState {
+        self.messages.push(MessageRow {
             id,
             seq: stored.sequence,
             direction: wire(&direction),
             content,
             author,
             created_at,
-            status: (direction == Direction::Outgoing).then(|| wire(&DeliveryStatus::Pending)),
-            sent_at: None,
-            delivered_at: None,
-            read_at: None,
-            failed_at: None,
-            error: None,
+            delivery: Delivery::of(direction),
         });
     }
 
@@ -360,23 +320,12 @@ impl ConversationState {
                 error,
                 at,
             } => {
-                let Some(message) = self
+                if let Some(message) = self
                     .messages
                     .iter_mut()
                     .find(|m| m.id == message_id.as_uuid())
-                else {
-                    return;
-                };
-                match status {
-                    DeliveryStatus::Pending => {}
-                    DeliveryStatus::Sent => message.sent_at = Some(at),
-                    DeliveryStatus::Delivered => message.delivered_at = Some(at),
-                    DeliveryStatus::Read => message.read_at = Some(at),
-                    DeliveryStatus::Failed => message.failed_at = Some(at),
-                }
-                message.status = Some(wire(&status));
-                if error.is_some() {
-                    message.error = error;
+                {
+                    message.delivery.record(status, error, at);
                 }
             }
             C::ReadMarkerMoved {

@@ -21,8 +21,10 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::queries::Delivery;
 use crate::reader::StoredEvent;
 use crate::runtime::Projector;
+use crate::wire;
 
 /// The projector's stored name.
 pub const NAME: &str = "inbox";
@@ -40,14 +42,6 @@ const MAX_SEARCH_DOCUMENT_BYTES: i32 = 900_000;
 
 /// The inbox projector.
 pub struct Inbox;
-
-/// The text form of an enum that serializes as a bare string.
-fn text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
 
 type ConversationKey = (Uuid, Uuid);
 type MessageKey = (Uuid, Uuid, Uuid);
@@ -125,12 +119,8 @@ struct TouchedRead {
 struct Message {
     /// Set for messages the batch wrote.
     new: Option<NewMessage>,
-    status: Option<String>,
-    sent_at: Option<DateTime<Utc>>,
-    delivered_at: Option<DateTime<Utc>>,
-    read_at: Option<DateTime<Utc>>,
-    failed_at: Option<DateTime<Utc>>,
-    error: Option<String>,
+    /// For earlier messages, only what the batch changed.
+    delivery: Delivery,
 }
 
 #[derive(Debug)]
@@ -244,12 +234,12 @@ impl Batch {
             let row = Conversation {
                 tenant_id: stored.tenant_id,
                 conversation_id: conversation,
-                source: text(&source),
+                source: wire(&source),
                 contact_name: fields[0].clone(),
                 contact_email: fields[1].clone(),
                 contact_phone: fields[2].clone(),
                 widget_id: widget_id.map(|w| w.as_uuid()),
-                status: text(&ConversationStatus::Open),
+                status: wire(&ConversationStatus::Open),
                 snoozed_until: None,
                 assignee_id: None,
                 team_id: None,
@@ -307,7 +297,7 @@ impl Batch {
                 ..
             } => {
                 row.waiting_since = None;
-                row.last_outgoing_status = Some(text(&DeliveryStatus::Pending));
+                row.last_outgoing_status = Some(wire(&DeliveryStatus::Pending));
                 row.last_outgoing_message_id = Some(message_id.as_uuid());
                 written = Some((
                     message_id,
@@ -336,25 +326,14 @@ impl Batch {
                 error,
                 at,
             } => {
-                let status_text = text(&status);
-                if row.last_outgoing_message_id == Some(message_id.as_uuid()) {
-                    row.last_outgoing_status = Some(status_text.clone());
-                }
                 let message = Self::message(
                     &mut self.messages,
                     &mut self.message_order,
                     (key.0, key.1, message_id.as_uuid()),
                 );
-                match status {
-                    DeliveryStatus::Pending => {}
-                    DeliveryStatus::Sent => message.sent_at = Some(at),
-                    DeliveryStatus::Delivered => message.delivered_at = Some(at),
-                    DeliveryStatus::Read => message.read_at = Some(at),
-                    DeliveryStatus::Failed => message.failed_at = Some(at),
-                }
-                message.status = Some(status_text);
-                if error.is_some() {
-                    message.error = error;
+                message.delivery.record(status, error, at);
+                if row.last_outgoing_message_id == Some(message_id.as_uuid()) {
+                    row.last_outgoing_status = message.delivery.status.clone();
                 }
             }
             C::ReadMarkerMoved {
@@ -391,7 +370,7 @@ impl Batch {
                 snoozed_until,
                 ..
             } => {
-                row.status = text(&status);
+                row.status = wire(&status);
                 row.snoozed_until = snoozed_until;
             }
             C::LabelAdded { label } => {
@@ -415,16 +394,15 @@ impl Batch {
                 touched.search.push(' ');
                 touched.search.push_str(content.as_str());
             }
-            let status = (direction == Direction::Outgoing).then(|| text(&DeliveryStatus::Pending));
             let message = Self::message(
                 &mut self.messages,
                 &mut self.message_order,
                 (key.0, key.1, message_id.as_uuid()),
             );
-            message.status = status;
+            message.delivery = Delivery::of(direction);
             message.new = Some(NewMessage {
                 seq: stored.sequence,
-                direction: text(&direction),
+                direction: wire(&direction),
                 content: content.as_str().to_owned(),
                 author,
                 created_at,
@@ -637,17 +615,17 @@ impl Batch {
         .bind(
             messages
                 .iter()
-                .map(|(_, m)| m.status.clone())
+                .map(|(_, m)| m.delivery.status.clone())
                 .collect::<Vec<_>>(),
         )
-        .bind(time(|m| m.sent_at))
-        .bind(time(|m| m.delivered_at))
-        .bind(time(|m| m.read_at))
-        .bind(time(|m| m.failed_at))
+        .bind(time(|m| m.delivery.sent_at))
+        .bind(time(|m| m.delivery.delivered_at))
+        .bind(time(|m| m.delivery.read_at))
+        .bind(time(|m| m.delivery.failed_at))
         .bind(
             messages
                 .iter()
-                .map(|(_, m)| m.error.clone())
+                .map(|(_, m)| m.delivery.error.clone())
                 .collect::<Vec<_>>(),
         )
         .execute(&mut *tx)
@@ -681,17 +659,17 @@ impl Batch {
         .bind(
             updates
                 .iter()
-                .map(|(_, m)| m.status.clone())
+                .map(|(_, m)| m.delivery.status.clone())
                 .collect::<Vec<_>>(),
         )
-        .bind(utime(|m| m.sent_at))
-        .bind(utime(|m| m.delivered_at))
-        .bind(utime(|m| m.read_at))
-        .bind(utime(|m| m.failed_at))
+        .bind(utime(|m| m.delivery.sent_at))
+        .bind(utime(|m| m.delivery.delivered_at))
+        .bind(utime(|m| m.delivery.read_at))
+        .bind(utime(|m| m.delivery.failed_at))
         .bind(
             updates
                 .iter()
-                .map(|(_, m)| m.error.clone())
+                .map(|(_, m)| m.delivery.error.clone())
                 .collect::<Vec<_>>(),
         )
         .execute(&mut *tx)

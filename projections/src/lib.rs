@@ -23,6 +23,15 @@ pub mod whatsapp;
 
 use std::sync::Arc;
 
+/// The name an enum that serializes as a bare string has on the wire and in the read models
+/// (`"open"`, `"delivered"`).
+pub(crate) fn wire<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Every projector the service runs, in one place so the server, the CLI and the tests agree.
 pub fn all() -> Vec<Arc<dyn runtime::Projector>> {
     vec![Arc::new(inbox::Inbox), Arc::new(whatsapp::WhatsappOutbox)]

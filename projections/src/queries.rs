@@ -1,10 +1,13 @@
 //! Reads of the inbox read models, for the query API. Every query is keyed by tenant first.
 
 use chrono::{DateTime, Utc};
+use domain::conversation::{DeliveryStatus, Direction};
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use crate::wire;
 
 /// A conversation as the inbox lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
@@ -50,22 +53,10 @@ pub struct ConversationRow {
     pub unread_count: i64,
 }
 
-/// A message with its delivery status.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
-pub struct MessageRow {
-    /// Message id.
-    #[sqlx(rename = "message_id")]
-    pub id: Uuid,
-    /// Order in the conversation.
-    pub seq: i64,
-    /// `incoming`, `outgoing` or `note`.
-    pub direction: String,
-    /// The text; always render as text, never as HTML.
-    pub content: String,
-    /// Who wrote it (`agent:<id>`, …), for outgoing messages and notes.
-    pub author: Option<String>,
-    /// When it was written.
-    pub created_at: DateTime<Utc>,
+/// Where an outgoing message's delivery stands, with the time of each step: what the
+/// timeline shows, and what the audit fold rebuilds at a past point.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Delivery {
     /// Delivery status of outgoing messages: `pending`, `sent`, `delivered`, `read`, `failed`.
     pub status: Option<String>,
     /// When the channel took it.
@@ -78,6 +69,53 @@ pub struct MessageRow {
     pub failed_at: Option<DateTime<Utc>>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+impl Delivery {
+    /// The delivery of a message just written: `pending` when it goes out, none otherwise.
+    pub fn of(direction: Direction) -> Self {
+        Self {
+            status: (direction == Direction::Outgoing).then(|| wire(&DeliveryStatus::Pending)),
+            ..Self::default()
+        }
+    }
+
+    /// Records a status the message reached `at`, with the reason for a failure.
+    pub fn record(&mut self, status: DeliveryStatus, error: Option<String>, at: DateTime<Utc>) {
+        match status {
+            DeliveryStatus::Pending => {}
+            DeliveryStatus::Sent => self.sent_at = Some(at),
+            DeliveryStatus::Delivered => self.delivered_at = Some(at),
+            DeliveryStatus::Read => self.read_at = Some(at),
+            DeliveryStatus::Failed => self.failed_at = Some(at),
+        }
+        self.status = Some(wire(&status));
+        if error.is_some() {
+            self.error = error;
+        }
+    }
+}
+
+/// A message with its delivery status.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
+pub struct MessageRow {
+    /// Message id.
+    #[sqlx(rename = "message_id")]
+    pub id: Uuid,
+    /// Order in the conversation: the sequence of the event that wrote it.
+    pub seq: i64,
+    /// `incoming`, `outgoing` or `note`.
+    pub direction: String,
+    /// The text; always render as text, never as HTML.
+    pub content: String,
+    /// Who wrote it (`agent:<id>`, …), for outgoing messages and notes.
+    pub author: Option<String>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// How far it got, for outgoing messages.
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub delivery: Delivery,
 }
 
 /// Sizes of the three inbox views, or the caller's unread totals in them.

@@ -69,26 +69,14 @@ async fn an_auditor_can_read_and_is_refused_on_every_write_endpoint() {
     .await
     .expect(200);
     let widget = app
-        .post(admin, "/widgets", json!({"name": "Support"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .created_id(admin, "/widgets", json!({"name": "Support"}))
+        .await;
     let domain = app
-        .post(admin, "/domains", json!({"hostname": "shop.example.com"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .created_id(admin, "/domains", json!({"hostname": "shop.example.com"}))
+        .await;
     let team = app
-        .post(admin, "/teams", json!({"name": "Sales"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .created_id(admin, "/teams", json!({"name": "Sales"}))
+        .await;
     let auditor = app.new_agent(admin, "auditor@example.com", "auditor").await;
     let agents = app.get(admin, "/agents").await.expect(200);
     assert!(
@@ -333,12 +321,8 @@ async fn a_history_lists_every_event_with_its_metadata_as_json_and_as_ndjson() {
 
     // Widgets and domains have histories too, deleted and revoked ones included.
     let widget = app
-        .post(admin, "/widgets", json!({"name": "Support"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .created_id(admin, "/widgets", json!({"name": "Support"}))
+        .await;
     app.call(admin, Method::DELETE, &format!("/widgets/{widget}"), None)
         .await
         .expect(204);
@@ -354,12 +338,8 @@ async fn a_history_lists_every_event_with_its_metadata_as_json_and_as_ndjson() {
         .collect();
     assert_eq!(types, ["WidgetCreated", "WidgetDeleted"]);
     let domain = app
-        .post(admin, "/domains", json!({"hostname": "shop.example.com"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .created_id(admin, "/domains", json!({"hostname": "shop.example.com"}))
+        .await;
     let domain_history = app
         .get(admin, &format!("/domains/{domain}/history"))
         .await
@@ -557,12 +537,8 @@ async fn a_conversations_state_at_three_past_points_matches_what_the_read_models
     let admin = &app.admin;
     let agent = app.new_agent(admin, "sam@example.com", "agent").await;
     let team = app
-        .post(admin, "/teams", json!({"name": "Support"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .created_id(admin, "/teams", json!({"name": "Support"}))
+        .await;
     let auditor = app.new_agent(admin, "audit@example.com", "auditor").await;
     let started = app
         .post(

@@ -257,6 +257,14 @@ impl TestApp {
         self.call(caller, Method::POST, path, Some(body)).await
     }
 
+    /// POSTs a new resource as `caller`, expects 201, and answers the resource's id.
+    pub async fn created_id(&self, caller: &Caller, path: &str, body: Value) -> String {
+        self.post(caller, path, body).await.expect(201)["id"]
+            .as_str()
+            .expect("a created resource has an id")
+            .to_owned()
+    }
+
     /// Adds an agent with `role` and answers it as a caller.
     pub async fn new_agent(&self, admin: &Caller, email: &str, role: &str) -> Caller {
         let agent = self

@@ -103,23 +103,6 @@ async fn a_session_starts_only_from_a_verified_domain_of_a_live_widget() {
         site.origin().as_str()
     );
 
-    let url = |key: &str| format!("{}/api/v1/widget/{key}/sessions", site.app.address);
-    let unknown = format!("pk_{}{}", uuid::Uuid::now_v7().simple(), "00".repeat(12));
-    let forged = format!("{}ff", &site.key()[..site.key().len() - 2]);
-    for key in [unknown.as_str(), forged.as_str(), "pk_nonsense"] {
-        let refused = site
-            .app
-            .client
-            .post(url(key))
-            .header("origin", site.origin())
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        crate::helpers::answer(refused)
-            .await
-            .problem(404, "widget_not_found");
-    }
     let disabled = site.new_widget(json!({"name": "Off"})).await;
     let id = disabled["id"].as_str().unwrap();
     site.app
@@ -131,18 +114,21 @@ async fn a_session_starts_only_from_a_verified_domain_of_a_live_widget() {
         )
         .await
         .expect(200);
-    let refused = site
-        .app
-        .client
-        .post(url(disabled["public_key"].as_str().unwrap()))
-        .header("origin", site.origin())
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    crate::helpers::answer(refused)
+    let unknown = format!("pk_{}{}", uuid::Uuid::now_v7().simple(), "00".repeat(12));
+    let forged = format!("{}ff", &site.key()[..site.key().len() - 2]);
+    let disabled = disabled["public_key"].as_str().unwrap().to_owned();
+    for key in [unknown, forged, "pk_nonsense".to_owned(), disabled] {
+        let origin = Some(site.origin());
+        site.widget_call(
+            &key,
+            Method::POST,
+            "/sessions",
+            (origin.as_deref(), None),
+            Some(json!({})),
+        )
         .await
         .problem(404, "widget_not_found");
+    }
 }
 
 #[tokio::test]
@@ -304,22 +290,15 @@ async fn a_token_reaches_only_its_own_widget_and_bad_input_is_refused() {
     let visitor = site.visitor().await;
     let events_before = site.app.event_count().await;
     let other = site.new_widget(json!({"name": "Other"})).await;
-    let refused = site
-        .app
-        .client
-        .get(format!(
-            "{}/api/v1/widget/{}/messages",
-            site.app.address,
-            other["public_key"].as_str().unwrap()
-        ))
-        .header("origin", site.origin())
-        .bearer_auth(&visitor.token)
-        .send()
-        .await
-        .unwrap();
-    crate::helpers::answer(refused)
-        .await
-        .problem(401, "unauthorized");
+    site.widget_call(
+        other["public_key"].as_str().unwrap(),
+        Method::GET,
+        "/messages",
+        (Some(&site.origin()), Some(&visitor.token)),
+        None,
+    )
+    .await
+    .problem(401, "unauthorized");
     let forged = format!("{}x", visitor.token);
     site.visitor_call(
         Method::GET,

@@ -59,7 +59,20 @@ impl Website {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
-        let url = format!("{}/api/v1/widget/{}{path}", self.app.address, self.key());
+        self.widget_call(&self.key(), method, path, (origin, token), body)
+            .await
+    }
+
+    /// [`Self::visitor_call`] to the widget API under another public key.
+    pub async fn widget_call(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        (origin, token): (Option<&str>, Option<&str>),
+        body: Option<Value>,
+    ) -> Answer {
+        let url = format!("{}/api/v1/widget/{key}{path}", self.app.address);
         let mut request = self.app.client.request(method, url);
         if let Some(origin) = origin {
             request = request.header("origin", origin);

@@ -170,7 +170,7 @@ fn unprocessable_id(field: &str, error: domain::ids::InvalidId) -> ApiError {
 }
 
 /// The hash that ties an idempotency key to one request: method, path and the body as parsed.
-pub(super) fn fingerprint(path: &str, body: &impl Serialize) -> String {
+fn fingerprint(path: &str, body: &impl Serialize) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"POST ");
     hasher.update(path.as_bytes());
@@ -180,7 +180,7 @@ pub(super) fn fingerprint(path: &str, body: &impl Serialize) -> String {
 
 /// Runs a conversation command, once per idempotency key when one is given, and answers
 /// `201` with what `answer` builds (the stored first answer on a retry).
-pub(super) async fn run_idempotent<T: Serialize>(
+async fn run_idempotent<T: Serialize>(
     state: &AppState,
     auth: &Auth,
     stream: &str,
@@ -289,10 +289,7 @@ pub(crate) async fn post_message(
     let conversation = path_id("id", &id, ConversationId::parse)?;
     let content =
         MessageContent::parse(&body.content).map_err(|e| ApiError::invalid("content", &e))?;
-    let message_id = match body.id.as_deref() {
-        Some(raw) => MessageId::parse(raw).map_err(|e| unprocessable_id("id", e))?,
-        None => MessageId::new(),
-    };
+    let message_id = chosen_message_id(body.id.as_deref())?;
     let author = Actor::Agent(auth.principal.agent_id);
     let command = match (body.message_type, body.private) {
         (MessageType::Incoming, true) => {
@@ -328,16 +325,50 @@ pub(crate) async fn post_message(
             author,
         },
     };
-    let print = fingerprint(&format!("/conversations/{id}/messages"), &body);
+    let path = format!("/conversations/{id}/messages");
+    write_message(
+        &state,
+        &auth,
+        (conversation, message_id),
+        command,
+        key,
+        (&path, &body),
+    )
+    .await
+}
+
+/// The message id a request chose (`id`, a UUID), or a new one.
+pub(super) fn chosen_message_id(raw: Option<&str>) -> Result<MessageId, ApiError> {
+    raw.map(|raw| MessageId::parse(raw).map_err(|e| unprocessable_id("id", e)))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Runs a command that writes one message, once per idempotency key (tied to the request's
+/// `path` and body), and answers 201 with the message's ids.
+pub(super) async fn write_message(
+    state: &AppState,
+    auth: &Auth,
+    (conversation, message_id): (ConversationId, MessageId),
+    command: ConversationCommand,
+    key: Option<String>,
+    (path, body): (&str, &impl Serialize),
+) -> Result<Response, ApiError> {
     let stream = stream_id(auth.principal.tenant_id, conversation);
-    run_idempotent(&state, &auth, &stream, command, key, print, |c| {
-        MessageAnswer {
+    run_idempotent(
+        state,
+        auth,
+        &stream,
+        command,
+        key,
+        fingerprint(path, body),
+        |c| MessageAnswer {
             conversation_id: conversation.to_string(),
             message_id: message_id.to_string(),
             version: c.version,
             position: Some(c.position),
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -398,19 +398,16 @@ pub(crate) async fn history(
     .await?;
     let data = rows
         .into_iter()
-        .filter_map(|m| {
-            let from = match m.direction.as_str() {
-                "incoming" => "visitor",
-                "outgoing" => "team",
-                _ => return None,
-            };
-            Some(VisitorMessage {
-                id: m.id,
-                from,
-                content: m.content,
-                created_at: m.created_at,
-                status: m.status,
-            })
+        .map(|m| VisitorMessage {
+            id: m.id,
+            from: if m.direction == "incoming" {
+                "visitor"
+            } else {
+                "team"
+            },
+            content: m.content,
+            created_at: m.created_at,
+            status: m.delivery.status,
         })
         .collect();
     Ok(Json(VisitorHistory {
@@ -469,29 +466,34 @@ pub(crate) async fn send_message(
     };
     let context = visitor.context();
     let stream = visitor.stream();
-    let start = ConversationCommand::Start {
-        source: Source::Web,
-        contact,
-        widget_id: Some(visitor.claims.widget),
-    };
-    match state.conversations.execute(&stream, start, &context).await {
-        Ok(_) | Err(CommandError::Rejected(ConversationError::AlreadyStarted)) => {}
-        Err(other) => return Err(other.into()),
-    }
     let message_id = body.id.map(MessageId::from).unwrap_or_default();
     let receive = ConversationCommand::ReceiveMessage {
         message_id,
         content,
         sent_at: Utc::now(),
     };
+    let conversations = &state.conversations;
+    // Most messages go to a conversation that exists: the first one starts it, then is
+    // received (two first messages racing start it once).
+    let mut received = conversations
+        .execute(&stream, receive.clone(), &context)
+        .await;
+    if let Err(CommandError::Rejected(ConversationError::NotFound)) = received {
+        let start = ConversationCommand::Start {
+            source: Source::Web,
+            contact,
+            widget_id: Some(visitor.claims.widget),
+        };
+        match conversations.execute(&stream, start, &context).await {
+            Ok(_) | Err(CommandError::Rejected(ConversationError::AlreadyStarted)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        received = conversations.execute(&stream, receive, &context).await;
+    }
     // A retry of a message that was stored (a client resending with the same id after an
     // answer got lost) is answered as the first one was, without its position; the id
     // decides, so a different text under a used id is not stored.
-    let position = match state
-        .conversations
-        .execute(&stream, receive, &context)
-        .await
-    {
+    let position = match received {
         Ok(outcome) => outcome.position,
         Err(CommandError::Rejected(ConversationError::DuplicateMessage(_))) => None,
         Err(other) => return Err(other.into()),

@@ -13,19 +13,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use commands::context::stream_id;
 use commands::whatsapp::channels::{self, Channel, ChannelError, NewChannel};
 use commands::whatsapp::signature::{self, SignatureError};
 use commands::whatsapp::{ingest, wire};
 use domain::actor::Actor;
 use domain::conversation::{ConversationCommand, Template};
-use domain::ids::{ChannelId, ConversationId, MessageId};
+use domain::ids::{ChannelId, ConversationId};
 use domain::text::Name;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
-use super::conversations::{MessageAnswer, fingerprint, run_idempotent};
+use super::conversations::{MessageAnswer, chosen_message_id, write_message};
 use crate::error::ApiError;
 use crate::extract::{AppJson, Auth, IdempotencyKey, path_id};
 use crate::state::AppState;
@@ -274,17 +273,7 @@ pub(crate) async fn send_template(
     AppJson(body): AppJson<NewTemplate>,
 ) -> Result<Response, ApiError> {
     let conversation = path_id("id", &id, ConversationId::parse)?;
-    let message_id = match body.id.as_deref() {
-        Some(raw) => MessageId::parse(raw).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_id",
-                e.to_string(),
-            )
-            .at("id")
-        })?,
-        None => MessageId::new(),
-    };
+    let message_id = chosen_message_id(body.id.as_deref())?;
     let template = Template::parse(
         body.name.trim(),
         body.language.trim(),
@@ -296,16 +285,15 @@ pub(crate) async fn send_template(
         template,
         author: Actor::Agent(auth.principal.agent_id),
     };
-    let print = fingerprint(&format!("/conversations/{id}/whatsapp/templates"), &body);
-    let stream = stream_id(auth.principal.tenant_id, conversation);
-    run_idempotent(&state, &auth, &stream, command, key, print, |c| {
-        MessageAnswer {
-            conversation_id: conversation.to_string(),
-            message_id: message_id.to_string(),
-            version: c.version,
-            position: Some(c.position),
-        }
-    })
+    let path = format!("/conversations/{id}/whatsapp/templates");
+    write_message(
+        &state,
+        &auth,
+        (conversation, message_id),
+        command,
+        key,
+        (&path, &body),
+    )
     .await
 }
 

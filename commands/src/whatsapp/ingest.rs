@@ -27,8 +27,8 @@ use sqlx::PgPool;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::Whatsapp;
 use super::wire::{self, MessagesValue, Webhook};
+use super::{Whatsapp, while_locked};
 use crate::bus::CommandError;
 use crate::context::{CommandContext, stream_id};
 use crate::store::IdempotencyRecord;
@@ -99,30 +99,21 @@ async fn work(whatsapp: &Whatsapp) -> Result<(), sqlx::Error> {
         .await?;
         let mut applied = 0;
         for id in due {
-            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
-                .bind(LOCK_SPACE)
-                .bind(id as i32)
-                .fetch_one(&mut conn)
-                .await?;
-            if !locked {
-                continue;
-            }
-            let taken = match take(&whatsapp.pool, id).await {
-                Ok(Some(delivery)) => {
-                    let attempts = delivery.attempts;
-                    let outcome = apply(whatsapp, delivery).await;
-                    applied += 1;
-                    finish(&whatsapp.pool, id, attempts, outcome).await
+            let attempt = while_locked(&mut conn, LOCK_SPACE, id, async {
+                match take(&whatsapp.pool, id).await? {
+                    Some(delivery) => {
+                        let attempts = delivery.attempts;
+                        let outcome = apply(whatsapp, delivery).await;
+                        finish(&whatsapp.pool, id, attempts, outcome).await?;
+                        Ok(true)
+                    }
+                    None => Ok::<_, sqlx::Error>(false),
                 }
-                Ok(None) => Ok(()),
-                Err(error) => Err(error),
-            };
-            sqlx::query("select pg_advisory_unlock($1, $2)")
-                .bind(LOCK_SPACE)
-                .bind(id as i32)
-                .execute(&mut conn)
-                .await?;
-            taken?;
+            })
+            .await?;
+            if attempt.transpose()? == Some(true) {
+                applied += 1;
+            }
         }
         if applied == 0 {
             let _ = tokio::time::timeout(IDLE_POLL, whatsapp.deliveries.notified()).await;

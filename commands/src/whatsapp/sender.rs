@@ -22,7 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::wire::{ErrorAnswer, SendAnswer};
-use super::{Whatsapp, channels, ingest};
+use super::{Whatsapp, channels, ingest, while_locked};
 use crate::bus::CommandError;
 use crate::context::{CommandContext, stream_id};
 
@@ -100,39 +100,24 @@ async fn work(whatsapp: &Whatsapp, client: &reqwest::Client) -> Result<(), sqlx:
             continue;
         }
         for id in due {
-            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
-                .bind(LOCK_SPACE)
-                .bind(id as i32)
-                .fetch_one(&mut conn)
-                .await?;
-            if !locked {
-                continue;
-            }
-            let taken = match take(&whatsapp.pool, id).await {
-                Ok(Some(row)) => {
-                    if let Err(error) = handle(whatsapp, client, row).await {
-                        tracing::warn!(outbox = id, error.cause_chain = ?error, "WhatsApp send step failed; retrying");
-                        sqlx::query(
-                            "update whatsapp_outbox
-                                set next_attempt_at = now() + interval '5 seconds' where id = $1",
-                        )
-                        .bind(id)
-                        .execute(&whatsapp.pool)
-                        .await
-                        .map(drop)
-                    } else {
-                        Ok(())
-                    }
+            let attempt = while_locked(&mut conn, LOCK_SPACE, id, async {
+                let Some(row) = take(&whatsapp.pool, id).await? else {
+                    return Ok(());
+                };
+                if let Err(error) = handle(whatsapp, client, row).await {
+                    tracing::warn!(outbox = id, error.cause_chain = ?error, "WhatsApp send step failed; retrying");
+                    sqlx::query(
+                        "update whatsapp_outbox
+                            set next_attempt_at = now() + interval '5 seconds' where id = $1",
+                    )
+                    .bind(id)
+                    .execute(&whatsapp.pool)
+                    .await?;
                 }
-                Ok(None) => Ok(()),
-                Err(error) => Err(error),
-            };
-            sqlx::query("select pg_advisory_unlock($1, $2)")
-                .bind(LOCK_SPACE)
-                .bind(id as i32)
-                .execute(&mut conn)
-                .await?;
-            taken?;
+                Ok::<_, sqlx::Error>(())
+            })
+            .await?;
+            attempt.transpose()?;
         }
     }
 }
