@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` resources, health, metrics and the OpenAPI document.
 
 pub(crate) mod agents;
+pub(crate) mod console;
 pub(crate) mod conversations;
 pub(crate) mod domains;
 pub(crate) mod events;
@@ -57,6 +58,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(visitor::script())
+        .merge(console::router())
         .merge(health::router())
         .merge(whatsapp::webhooks())
         .fallback(|| async {

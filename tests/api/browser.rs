@@ -3,134 +3,20 @@
 //! the real flow. Chromium resolves the site's names to 127.0.0.1 (`--host-resolver-rules`).
 //! Screenshots of the three display types go to `docs/images/`.
 
-use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
-use crate::helpers::{free_port, workspace_root};
+use crate::chromium::{Browser, PATIENCE, STRANGER};
 use crate::realtime::{Socket, agent_socket, event, next_where, send, typing};
 use crate::website::{SITE, Website, website};
 
-/// A site that never verified anything, on the same web server.
-const STRANGER: &str = "shop.example.net";
 /// What the visitor types: it must show as text.
 const ATTACK: &str = "<img src=x onerror=alert(1)>";
-const PATIENCE: Duration = Duration::from_secs(15);
-
-/// chromedriver and the browser session it runs; both end with the value, and the
-/// browser's profile directory goes with them.
-struct Browser {
-    driver: Child,
-    client: Client,
-    profile: std::path::PathBuf,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // chromedriver leads a process group of its own, with the browser's processes in it:
-        // killing the group ends them all, even when a test failed before closing the session.
-        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver runs (.ci/run installs chromium-driver)");
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let profile =
-            std::env::temp_dir().join(format!("upzento-chromium-{}", uuid::Uuid::new_v4()));
-        let options = json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,800",
-                format!("--user-data-dir={}", profile.display()),
-                format!("--host-resolver-rules=MAP {SITE} 127.0.0.1, MAP {STRANGER} 127.0.0.1"),
-            ]
-        });
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("goog:chromeOptions".into(), options);
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a browser session starts");
-        Self {
-            driver,
-            client,
-            profile,
-        }
-    }
-
-    /// The widget's shadow root's element matching `css`, once it exists.
-    async fn widget(&self, css: &str) -> Element {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if let Ok(host) = self.client.find(Locator::Css("[data-upzento-host]")).await
-                && let Ok(root) = host.shadow_root().await
-                && let Ok(found) = root.find(Locator::Css(css)).await
-            {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the widget shows `{css}`"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Evaluates `expression` in the page until it is true.
-    async fn until(&self, what: &str, expression: &str) {
-        let script = format!(
-            "const root = document.querySelector('[data-upzento-host]')?.shadowRoot; return !!({expression});"
-        );
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.client.execute(&script, vec![]).await.unwrap() != Value::Bool(true) {
-            assert!(tokio::time::Instant::now() < deadline, "in time: {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        let dir = workspace_root().join("docs/images");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-
-    /// Types a message into the widget and sends it with Enter.
-    async fn say(&self, text: &str) {
-        let input = self.widget("textarea").await;
-        input.send_keys(text).await.unwrap();
-        input.send_keys("\u{E007}").await.unwrap();
-    }
-}
 
 /// A page of the site with the widget's snippet, and `extra` markup before it.
-fn page(site: &Website, snippet: &str, path: &str, extra: &str) -> String {
+pub fn page(site: &Website, snippet: &str, path: &str, extra: &str) -> String {
     let html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Shop</title>\
          <style>button {{ background: red !important; font-size: 40px !important }}</style>\
@@ -140,7 +26,7 @@ fn page(site: &Website, snippet: &str, path: &str, extra: &str) -> String {
     format!("http://{SITE}:{}{path}", site.web_port)
 }
 
-async fn snippet(site: &Website, widget: &str) -> String {
+pub async fn snippet(site: &Website, widget: &str) -> String {
     site.app
         .get(&site.app.admin, &format!("/widgets/{widget}/embed-code"))
         .await

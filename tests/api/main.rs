@@ -1,6 +1,7 @@
 //! Black-box tests of the Upzento Chat server: the real server, on a real PostgreSQL, driven
 //! over HTTP. Each test gets a database of its own and a server on a free port.
 
+mod chromium;
 mod graph_stand_in;
 mod helpers;
 mod stand_ins;
@@ -10,6 +11,7 @@ mod agents_and_teams;
 mod audit;
 mod bad_input;
 mod browser;
+mod console;
 mod conversations;
 mod domains;
 mod event_feed;

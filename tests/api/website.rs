@@ -16,6 +16,8 @@ pub const SITE: &str = "shop.example.com";
 /// A server, the site's web server, a verified domain and a widget on it.
 pub struct Website {
     pub app: TestApp,
+    /// The DNS stand-in the server asks for domain proofs.
+    pub dns: DnsServer,
     pub web: WebServer,
     /// The customer's web server's port (the site is `http://shop.example.com:<port>`).
     pub web_port: u16,
@@ -164,6 +166,7 @@ pub async fn website(settings: Value) -> Website {
     let widget = app.post(&app.admin, "/widgets", body).await.expect(201);
     Website {
         app,
+        dns,
         web,
         web_port,
         widget,

@@ -1,0 +1,445 @@
+//! The agent console at `/app`, in headless Chromium against the real server: sign-in, the
+//! inbox with counts, filters and search, a visitor's message arriving live through the real
+//! widget, replying, assignment, status, labels and notes showing live in a second agent's
+//! browser, the widgets and domains pages, and an accessibility check with axe-core. Run at
+//! a desktop and a phone size; screenshots go to `docs/images/console-*.png`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::browser::{page, snippet};
+use crate::chromium::Browser;
+use crate::helpers::{Caller, TestApp};
+use crate::website::{SITE, Website, website};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test]
+async fn the_console_works_end_to_end_on_a_desktop() {
+    console_at(1440, 900, "desktop").await;
+}
+
+#[tokio::test]
+async fn the_console_works_end_to_end_on_a_phone() {
+    console_at(390, 844, "phone").await;
+}
+
+async fn console_at(width: u32, height: u32, size: &str) {
+    let phone = width < 700;
+    let site = website(json!({"greeting_title": "Hi from the shop"})).await;
+    let app = &site.app;
+    set_password(app, &app.admin).await;
+    let bea = app.new_agent(&app.admin, "bea@example.com", "agent").await;
+    set_password(app, &bea).await;
+    let invoice = conversation(app, "Cia Park", "Invoice question").await;
+    app.post(
+        &app.admin,
+        &format!("/conversations/{invoice}/labels"),
+        json!({"label": "billing"}),
+    )
+    .await
+    .expect(200);
+    conversation(app, "Dan Lee", "Where is my parcel?").await;
+
+    // Signing in; the inbox shows its counts and conversations.
+    let ann = Browser::sized(width, height).await;
+    sign_in(&ann, app, "admin@example.com").await;
+    ann.page_until("the All view counts both", &count("all", 2))
+        .await;
+    ann.page_until("the list shows both", &rows(2)).await;
+    assert_eq!(texts(&ann, ".conv .contact").await, ["Dan Lee", "Cia Park"]);
+    ann.screenshot(&format!("console-inbox-{size}")).await;
+    assert_accessible(&ann, "the inbox").await;
+
+    // Filters and search narrow the list.
+    if phone {
+        ann.find(".filters summary").await.click().await.unwrap();
+    }
+    let label = ann.find("input[name=label]").await;
+    label.send_keys("billing\u{E007}").await.unwrap();
+    ann.page_until("the label filter narrows the list", &rows(1))
+        .await;
+    assert_eq!(texts(&ann, ".conv .contact").await, ["Cia Park"]);
+    label.clear().await.unwrap();
+    label.send_keys("\u{E007}").await.unwrap();
+    ann.page_until("clearing the filter shows both", &rows(2))
+        .await;
+    let search = ann.find("input[name=q]").await;
+    search.send_keys("parcel").await.unwrap();
+    ann.page_until("search narrows the list", &rows(1)).await;
+    assert_eq!(texts(&ann, ".conv .contact").await, ["Dan Lee"]);
+    search.clear().await.unwrap();
+    search.send_keys(" ").await.unwrap();
+    ann.page_until("clearing the search shows both", &rows(2))
+        .await;
+
+    // A visitor writes through the widget: the message appears live, with an unread badge.
+    let visitor = Browser::start().await;
+    let code = snippet(&site, &site.widget_id()).await;
+    visitor
+        .client
+        .goto(&page(&site, &code, "/shop", ""))
+        .await
+        .unwrap();
+    visitor.widget(".launcher").await.click().await.unwrap();
+    visitor.say("Hello from the widget").await;
+    let live_row = "[...document.querySelectorAll('.conv')].find(c => \
+        c.querySelector('.preview').textContent === 'Hello from the widget' \
+        && c.querySelector('.badge')?.textContent === '1')";
+    ann.page_until(
+        "the visitor's message arrives live with an unread badge",
+        live_row,
+    )
+    .await;
+    let id = ann
+        .client
+        .execute(&format!("return {live_row}.dataset.id"), vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ann.find(&format!(".conv[data-id='{id}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    ann.page_until("the conversation opens", "document.querySelector('.msg.incoming .msg-text')?.textContent === 'Hello from the widget'")
+        .await;
+
+    // A second agent follows the same conversation.
+    let second = Browser::sized(width, height).await;
+    sign_in(&second, app, "bea@example.com").await;
+    second
+        .client
+        .goto(&format!("{}/app#/inbox/c/{id}", app.address))
+        .await
+        .unwrap();
+    second
+        .page_until(
+            "Bea sees the conversation",
+            "document.querySelector('.msg.incoming')",
+        )
+        .await;
+    ann.page_until(
+        "Ann sees that Bea is viewing",
+        "document.querySelector('.presence').textContent.includes('bea@example.com')",
+    )
+    .await;
+
+    // The visitor types; the agent sees it, replies, and the widget shows the reply.
+    visitor
+        .widget("textarea")
+        .await
+        .send_keys("Also")
+        .await
+        .unwrap();
+    ann.page_until(
+        "the visitor's typing shows",
+        "document.querySelector('.presence').textContent.includes('The contact is typing')",
+    )
+    .await;
+    let composer = ann.find(".composer textarea").await;
+    composer
+        .send_keys("Thanks, we are on it\u{E007}")
+        .await
+        .unwrap();
+    visitor
+        .until(
+            "the reply reaches the widget",
+            "root.querySelector('.msg.team')?.textContent === 'Thanks, we are on it'",
+        )
+        .await;
+    ann.page_until(
+        "the reply is marked read once the visitor saw it",
+        "document.querySelector('.msg.outgoing .ticks')?.dataset.status === 'read'",
+    )
+    .await;
+    ann.screenshot(&format!("console-conversation-{size}"))
+        .await;
+    assert_accessible(&ann, "the conversation view").await;
+
+    // Assignment, status, labels and a private note show live in Bea's browser.
+    ann.find("select[name=assignee]")
+        .await
+        .select_by_value(&bea.agent_id)
+        .await
+        .unwrap();
+    second
+        .page_until("the assignment shows live", "[...document.querySelectorAll('.system')].some(l => l.textContent.includes('assigned it to bea@example.com'))")
+        .await;
+    ann.find("select[name=status]")
+        .await
+        .select_by_value("pending")
+        .await
+        .unwrap();
+    second
+        .page_until(
+            "the status shows live",
+            "document.querySelector('.conv-subtitle').textContent.includes('pending')",
+        )
+        .await;
+    ann.find("input[name=new_label]")
+        .await
+        .send_keys("vip")
+        .await
+        .unwrap();
+    ann.find(".add-label button").await.click().await.unwrap();
+    second
+        .page_until("the label shows live", "[...document.querySelectorAll('.labels .label')].some(l => l.textContent.startsWith('vip'))")
+        .await;
+    ann.find("button[aria-label='Remove label vip']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    second
+        .page_until("the label's removal shows live", "[...document.querySelectorAll('.system')].some(l => l.textContent.includes('removed the label vip'))")
+        .await;
+    assert!(texts(&second, ".labels .label").await.is_empty());
+    ann.find(".composer input[value=note]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let composer = ann.find(".composer textarea").await;
+    composer
+        .send_keys("Check the order first\u{E007}")
+        .await
+        .unwrap();
+    second
+        .page_until("the note shows live, set apart", "document.querySelector('.msg.note .msg-text')?.textContent === 'Check the order first'")
+        .await;
+    assert_eq!(
+        app.get(&bea, &format!("/conversations/{id}"))
+            .await
+            .expect(200)["assignee_id"],
+        bea.agent_id.as_str()
+    );
+    visitor
+        .until(
+            "the note never reaches the visitor",
+            "root.querySelectorAll('.msg').length === 2",
+        )
+        .await;
+
+    widgets_page(&site, &ann, &visitor, size).await;
+    domains_page(&site, &ann, size).await;
+}
+
+/// A widget made on the widgets page gives a snippet that renders on the verified site.
+async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &str) {
+    ann.client
+        .goto(&format!("{}/app#/widgets", site.app.address))
+        .await
+        .unwrap();
+    let new = ann.find(".page-head button.primary").await;
+    new.click().await.unwrap();
+    ann.find(".widget-form input[name=name]")
+        .await
+        .send_keys("Console widget")
+        .await
+        .unwrap();
+    ann.find("select[name=position]")
+        .await
+        .select_by_value("bottom_left")
+        .await
+        .unwrap();
+    ann.find("input[name=greeting_title]")
+        .await
+        .send_keys("Made in the console")
+        .await
+        .unwrap();
+    ann.page_until("the preview follows the form", "document.querySelector('.preview.left .preview-header strong').textContent === 'Made in the console'")
+        .await;
+    ann.find("input[name=allowed_domains]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    ann.find(".widget-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    ann.page_until(
+        "the embed snippet shows",
+        "document.querySelector('textarea.snippet')?.value.includes('data-upzento-key')",
+    )
+    .await;
+    ann.screenshot(&format!("console-widgets-{size}")).await;
+    assert_accessible(ann, "the widgets page").await;
+    let code = ann
+        .client
+        .execute(
+            "return document.querySelector('textarea.snippet').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    visitor
+        .client
+        .goto(&page(site, code.as_str().unwrap(), "/made-in-console", ""))
+        .await
+        .unwrap();
+    visitor.widget(".launcher").await.click().await.unwrap();
+    let title = visitor.widget("header h2").await.text().await.unwrap();
+    assert_eq!(title, "Made in the console");
+}
+
+/// A domain added on the domains page is verified there once its DNS record exists.
+async fn domains_page(site: &Website, ann: &Browser, size: &str) {
+    ann.client
+        .goto(&format!("{}/app#/domains", site.app.address))
+        .await
+        .unwrap();
+    ann.find("input[name=hostname]")
+        .await
+        .send_keys("help.example.com\u{E007}")
+        .await
+        .unwrap();
+    let card = ".domain[data-hostname='help.example.com']";
+    ann.page_until(
+        "the new domain shows what to publish",
+        &format!("document.querySelector(\"{card} .proof code\")"),
+    )
+    .await;
+    let record = ann
+        .client
+        .execute(&format!("return [...document.querySelectorAll(\"{card} .proof dl:first-of-type code\")].map(c => c.textContent)"), vec![])
+        .await
+        .unwrap();
+    let record: Vec<String> = serde_json::from_value(record).unwrap();
+    assert_eq!(record[0], "_upzento-verification.help.example.com");
+    assert_eq!(record[1], "TXT");
+    ann.find(&format!("{card} button.primary"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    ann.page_until(
+        "a failed verification says why",
+        &format!(
+            "document.querySelector(\"{card} .error\")?.textContent.startsWith('Why it failed')"
+        ),
+    )
+    .await;
+    site.dns.txt(&record[0], &record[2]);
+    ann.find(&format!("{card} button.primary"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    ann.page_until(
+        "the domain is verified",
+        &format!("document.querySelector(\"{card} .status\")?.textContent.startsWith('Verified')"),
+    )
+    .await;
+    ann.screenshot(&format!("console-domains-{size}")).await;
+    assert_accessible(ann, "the domains page").await;
+    let domains = site.app.get(&site.app.admin, "/domains").await.expect(200);
+    let help = domains
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["hostname"] == "help.example.com")
+        .unwrap();
+    assert_eq!(help["status"], "verified");
+    assert!(
+        domains
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["hostname"] == SITE)
+    );
+}
+
+async fn set_password(app: &TestApp, agent: &Caller) {
+    let answer = app
+        .call(
+            &app.admin,
+            Method::PUT,
+            &format!("/agents/{}/password", agent.agent_id),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(answer.status, 204, "{:?}", answer.body);
+}
+
+async fn conversation(app: &TestApp, name: &str, text: &str) -> String {
+    let id = app
+        .created_id(
+            &app.admin,
+            "/conversations",
+            json!({"source": "api", "contact": {"name": name}}),
+        )
+        .await;
+    app.post(
+        &app.admin,
+        &format!("/conversations/{id}/messages"),
+        json!({"content": text, "message_type": "incoming"}),
+    )
+    .await
+    .expect(201);
+    id
+}
+
+async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
+    browser
+        .client
+        .goto(&format!("{}/app", app.address))
+        .await
+        .unwrap();
+    browser
+        .find("input[name=email]")
+        .await
+        .send_keys(email)
+        .await
+        .unwrap();
+    browser
+        .find("input[name=password]")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find("form.signin button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .page_until(
+            "the console opens after signing in",
+            "document.querySelector('.topbar')",
+        )
+        .await;
+}
+
+fn count(view: &str, n: usize) -> String {
+    format!("document.querySelector('.count[data-view={view}]')?.textContent === '{n}'")
+}
+
+fn rows(n: usize) -> String {
+    format!("document.querySelectorAll('.conv').length === {n}")
+}
+
+async fn texts(browser: &Browser, css: &str) -> Vec<String> {
+    let found: Value = browser
+        .client
+        .execute(
+            &format!("return [...document.querySelectorAll({css:?})].map(e => e.textContent)"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+async fn assert_accessible(browser: &Browser, what: &str) {
+    let violations = browser.accessibility_violations().await;
+    assert!(
+        violations.is_empty(),
+        "{what} has serious accessibility violations: {violations:#?}"
+    );
+}
