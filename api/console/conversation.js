@@ -37,7 +37,7 @@ export function openConversation(pane, id, { back, changed }) {
   const writer = !isAuditor();
   const title = h("h2", { class: "conv-title", id: `title-${id}` }, "Loading…");
   const subtitle = h("p", { class: "conv-subtitle" });
-  const timeline = h("ol", { class: "timeline", "aria-label": "Timeline" });
+  const timeline = h("ol", { class: "timeline", "aria-label": "Timeline", tabindex: "0" });
   const earlier = h("button", { type: "button", class: "more", hidden: true, onclick: loadEarlier }, "Load earlier messages");
   const presence = h("p", { class: "presence", "aria-live": "polite" });
   const error = h("p", { class: "error", role: "alert" });
@@ -47,7 +47,7 @@ export function openConversation(pane, id, { back, changed }) {
   fill(
     pane,
     h(
-      "div",
+      "section",
       { class: "conversation", "aria-labelledby": title.id },
       h(
         "header",

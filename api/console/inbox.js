@@ -70,7 +70,12 @@ export async function render(main, params) {
     filters.team,
   );
   const label = h("input", { type: "text", name: "label", value: filters.label, placeholder: "e.g. billing", autocomplete: "off" });
-  label.addEventListener("change", () => setFilter({ label: label.value.trim().toLowerCase() }));
+  const setLabel = () => {
+    const value = label.value.trim().toLowerCase();
+    if (value !== filters.label) setFilter({ label: value });
+  };
+  label.addEventListener("change", setLabel);
+  label.addEventListener("keydown", (event) => event.key === "Enter" && setLabel());
   const sort = select(
     { name: "sort", onchange: (e) => setFilter({ sort: e.target.value }) },
     [
@@ -221,7 +226,7 @@ function conversationButton(row, current) {
       row.waiting_since ? h("span", { class: "waiting", title: `Waiting since ${when(row.waiting_since)}` }, `waiting ${waited(row.waiting_since)}`) : null,
       row.labels.map((l) => h("span", { class: "label" }, l)),
     ),
-    row.unread_count ? h("span", { class: "badge", "aria-label": `${row.unread_count} unread` }, String(row.unread_count)) : null,
+    row.unread_count ? h("span", { class: "badge" }, String(row.unread_count), h("span", { class: "sr-only" }, " unread")) : null,
   );
 }
 

@@ -85,7 +85,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
     visitor.say("Hello from the widget").await;
     let live_row = "[...document.querySelectorAll('.conv')].find(c => \
         c.querySelector('.preview').textContent === 'Hello from the widget' \
-        && c.querySelector('.badge')?.textContent === '1')";
+        && c.querySelector('.badge')?.firstChild.textContent === '1')";
     ann.page_until(
         "the visitor's message arrives live with an unread badge",
         live_row,
@@ -442,4 +442,59 @@ async fn assert_accessible(browser: &Browser, what: &str) {
         violations.is_empty(),
         "{what} has serious accessibility violations: {violations:#?}"
     );
+}
+
+#[tokio::test]
+async fn an_admin_invites_an_agent_on_the_agents_page_and_the_link_signs_them_in() {
+    let site = website(json!({})).await;
+    let app = &site.app;
+    set_password(app, &app.admin).await;
+    let admin = Browser::sized(1440, 900).await;
+    sign_in(&admin, app, "admin@example.com").await;
+    admin
+        .client
+        .goto(&format!("{}/app#/agents", app.address))
+        .await
+        .unwrap();
+    admin.find("input[name=name]").await.send_keys("Cy").await.unwrap();
+    admin
+        .find("input[name=email]")
+        .await
+        .send_keys("cy@example.com")
+        .await
+        .unwrap();
+    admin.find("form.inline-form button.primary").await.click().await.unwrap();
+    admin
+        .page_until("the invitation link shows", "document.querySelector('input[name=invitation_link]')?.value.includes('#/invite/')")
+        .await;
+    admin
+        .page_until("the new agent is listed as invited", "[...document.querySelectorAll('table.agents tr')].some(r => r.textContent.includes('cy@example.com') && r.textContent.includes('Invited'))")
+        .await;
+    assert_accessible(&admin, "the agents page").await;
+    let link = admin
+        .client
+        .execute("return document.querySelector('input[name=invitation_link]').value", vec![])
+        .await
+        .unwrap();
+
+    let invited = Browser::sized(390, 844).await;
+    invited.client.goto(link.as_str().unwrap()).await.unwrap();
+    invited
+        .find("input[name=password]")
+        .await
+        .send_keys("a long enough password\u{E007}")
+        .await
+        .unwrap();
+    invited
+        .page_until("the invitation signs the agent in", "document.querySelector('.topbar') && document.querySelector('.conversations')")
+        .await;
+    let agents = app.get(&app.admin, "/agents").await.expect(200);
+    let cy = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "cy@example.com")
+        .unwrap();
+    assert_eq!(cy["role"], "agent");
+    assert_eq!(cy["has_password"], true);
 }
