@@ -8,8 +8,8 @@
 //! models must agree with, not something derived from them.
 
 use chrono::{DateTime, Utc};
-use domain::conversation::{ConversationEvent, Direction};
-use serde::Serialize;
+use domain::conversation::{Contact, ConversationEvent, Direction};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -129,13 +129,7 @@ pub struct HistoryEvent {
 impl HistoryEvent {
     /// The auditors' form of a stored event.
     pub fn from_stored(event: &StoredEvent) -> Self {
-        let meta = |key: &str| {
-            event
-                .metadata
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let meta = |key: &str| event.meta(key);
         Self {
             id: event_id(event),
             sequence: event.sequence,
@@ -165,6 +159,16 @@ pub struct ContactState {
     pub email: Option<String>,
     /// Phone number.
     pub phone: Option<String>,
+}
+
+impl From<Contact> for ContactState {
+    fn from(contact: Contact) -> Self {
+        Self {
+            name: contact.name.map(|v| v.as_str().to_owned()),
+            email: contact.email.map(|v| v.as_str().to_owned()),
+            phone: contact.phone.map(|v| v.as_str().to_owned()),
+        }
+    }
 }
 
 /// An agent's read marker at that point.
@@ -226,11 +230,7 @@ impl ConversationState {
             position: stored.position,
             recorded_at: stored.recorded_at,
             source: wire(&source),
-            contact: ContactState {
-                name: contact.name.map(|v| v.as_str().to_owned()),
-                email: contact.email.map(|v| v.as_str().to_owned()),
-                phone: contact.phone.map(|v| v.as_str().to_owned()),
-            },
+            contact: contact.into(),
             widget_id: widget_id.map(|w| w.as_uuid()),
             status: "open".to_owned(),
             snoozed_until: None,
@@ -372,6 +372,22 @@ impl ConversationState {
     }
 }
 
+/// A stored event that does not read as a conversation event: a bug or a hand-edited
+/// store, never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("event {sequence} of the conversation does not deserialize: {error}")]
+pub struct CorruptEvent {
+    /// Its sequence.
+    pub sequence: i64,
+    /// What serde said.
+    pub error: serde_json::Error,
+}
+
+/// A stored conversation event's payload (`{"EventType": {...}}`), read back.
+pub(crate) fn decode(sequence: i64, payload: &Value) -> Result<ConversationEvent, CorruptEvent> {
+    ConversationEvent::deserialize(payload).map_err(|error| CorruptEvent { sequence, error })
+}
+
 /// Why a past state could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -379,13 +395,8 @@ pub enum StateError {
     #[error("the conversation had not started at that point")]
     NotStarted,
     /// A stored event does not read as a conversation event.
-    #[error("event {sequence} of the conversation does not deserialize: {error}")]
-    Corrupt {
-        /// Its sequence.
-        sequence: i64,
-        /// What serde said.
-        error: serde_json::Error,
-    },
+    #[error(transparent)]
+    Corrupt(#[from] CorruptEvent),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -410,13 +421,7 @@ pub async fn conversation_state(
         )
         .await?;
         for stored in &page {
-            let event: ConversationEvent =
-                serde_json::from_value(stored.payload.clone()).map_err(|error| {
-                    StateError::Corrupt {
-                        sequence: stored.sequence,
-                        error,
-                    }
-                })?;
+            let event = decode(stored.sequence, &stored.payload)?;
             match state.as_mut() {
                 Some(state) => state.apply(stored, event),
                 None => state = ConversationState::started(stored, event),

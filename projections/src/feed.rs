@@ -46,15 +46,6 @@ pub fn event_data(event: &StoredEvent) -> Value {
     }
 }
 
-/// A metadata value, when the event carries it.
-fn meta(event: &StoredEvent, key: &str) -> Option<String> {
-    event
-        .metadata
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
 /// An event in CloudEvents 1.0 JSON form (structured mode), with this service's extension
 /// attributes. Extension names are lower-case letters only, as the specification asks.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -119,9 +110,9 @@ impl CloudEvent {
             sequence: event.sequence,
             aggregatetype: event.aggregate_type.clone(),
             eventversion: event.event_version.clone(),
-            actor: meta(event, "actor"),
-            correlationid: meta(event, "correlation_id"),
-            causationid: meta(event, "causation_id"),
+            actor: event.meta("actor"),
+            correlationid: event.meta("correlation_id"),
+            causationid: event.meta("causation_id"),
         }
     }
 }

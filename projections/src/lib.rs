@@ -6,12 +6,15 @@
 //! - [`inbox`]: the inbox projector (conversation list, messages and delivery status, read
 //!   markers, maintained counters).
 //! - [`queries`]: what the query API reads from those tables.
+//! - [`activity`]: a conversation's activity lines (assignment, status, labels, …), read from
+//!   the event store for the agents' timeline.
 //! - [`audit`]: one aggregate's history and a conversation's state at a past point.
 //! - [`feed`]: the CloudEvents form of events and the cursor external consumers resume from.
 //! - [`tail`]: the live tail of the global order that WebSocket clients and feeds follow.
 //! - [`whatsapp`]: the WhatsApp outbox projector (what must be sent to the Graph API).
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod audit;
 pub mod feed;
 pub mod inbox;

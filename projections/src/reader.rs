@@ -84,6 +84,14 @@ impl StoredEvent {
         }
     }
 
+    /// A text value of the metadata (`actor`, `request_id`, …), when the event carries it.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        self.metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// The resource id part of the aggregate id.
     pub fn resource_id(&self) -> Option<Uuid> {
         self.aggregate_id

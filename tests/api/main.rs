@@ -7,6 +7,7 @@ mod helpers;
 mod stand_ins;
 mod website;
 
+mod activity;
 mod agents_and_teams;
 mod audit;
 mod bad_input;

@@ -104,6 +104,12 @@ async fn agent_and_visitor_see_each_other_live_with_typing_and_receipts() {
     );
     assert_eq!(received["data"]["message_id"], message_id.as_str());
     assert_eq!(received["data"]["content"], "Hello, is anyone there?");
+    assert!(
+        received["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("visitor:")),
+        "agents are told who did it: {received}"
+    );
     let unread = next_where(&mut agent, |m| m["type"] == "unread").await;
     assert_eq!(unread["all"], 1);
 
@@ -157,8 +163,8 @@ async fn agent_and_visitor_see_each_other_live_with_typing_and_receipts() {
     );
     assert_eq!(posted["data"]["content"], "Yes! How can we help?");
     assert!(
-        posted["data"].get("author").is_none(),
-        "agents stay anonymous"
+        posted["data"].get("author").is_none() && posted.get("actor").is_none(),
+        "agents stay anonymous: {posted}"
     );
 
     for status in ["delivered", "read"] {

@@ -45,6 +45,12 @@ async fn another_tenants_resources_are_not_found_on_every_endpoint() {
             "conversation_not_found",
         ),
         (
+            Method::GET,
+            format!("{c}/activity"),
+            None,
+            "conversation_not_found",
+        ),
+        (
             Method::POST,
             format!("{c}/read"),
             Some(json!({})),

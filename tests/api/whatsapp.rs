@@ -395,6 +395,32 @@ async fn messages_that_are_not_text_are_kept_with_their_type_and_shown_as_such()
         links[1]["details"]["reaction"]["message_id"],
         "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI0QjVBQkM1RkUxNzQ2MDY5NjcA"
     );
+
+    // The agents' activity shows the start and the number the contact wrote to, not the
+    // messages' WhatsApp ids.
+    let activity = setup
+        .app
+        .get(
+            &setup.app.admin,
+            &format!(
+                "/conversations/{}/activity",
+                conversation["id"].as_str().unwrap()
+            ),
+        )
+        .await
+        .expect(200);
+    let lines = &activity["data"];
+    let contact = format!("contact:{SHEENA}");
+    assert_eq!(
+        lines,
+        &json!([
+            {"seq": 1, "kind": "started", "source": "whatsapp", "widget_id": null,
+             "contact": {"name": "Sheena Nelson", "email": null, "phone": format!("+{SHEENA}")},
+             "actor": contact, "at": lines[0]["at"]},
+            {"seq": 2, "kind": "whatsapp_contact_linked", "channel_id": setup.channel["id"],
+             "wa_id": SHEENA, "actor": contact, "at": lines[1]["at"]},
+        ])
+    );
 }
 
 #[tokio::test]

@@ -63,6 +63,11 @@ pub struct EventView {
     pub event_type: String,
     /// Commit time.
     pub time: chrono::DateTime<chrono::Utc>,
+    /// Who did it (`agent:<id>`, `visitor:<id>`, `contact:<id>`, `system`), for agents, so a
+    /// live event can become the same activity line `GET …/activity` answers. Visitors are
+    /// not told: it would name agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     /// The event's fields.
     pub data: Value,
 }
@@ -98,7 +103,12 @@ fn fields(event: &StoredEvent) -> Map<String, Value> {
     }
 }
 
-fn view(event: &StoredEvent, conversation_id: Uuid, data: Map<String, Value>) -> EventView {
+fn view(
+    event: &StoredEvent,
+    conversation_id: Uuid,
+    actor: Option<String>,
+    data: Map<String, Value>,
+) -> EventView {
     EventView {
         cursor: event.cursor().to_string(),
         position: event.position,
@@ -106,6 +116,7 @@ fn view(event: &StoredEvent, conversation_id: Uuid, data: Map<String, Value>) ->
         sequence: event.sequence,
         event_type: event.event_type.clone(),
         time: event.recorded_at,
+        actor,
         data: Value::Object(data),
     }
 }
@@ -115,7 +126,12 @@ pub fn for_agent(event: &StoredEvent) -> Option<EventView> {
     if event.aggregate_type != "Conversation" {
         return None;
     }
-    Some(view(event, event.resource_id()?, fields(event)))
+    Some(view(
+        event,
+        event.resource_id()?,
+        event.meta("actor"),
+        fields(event),
+    ))
 }
 
 /// An event of `conversation_id` as its visitor sees it: messages between them and the
@@ -136,5 +152,5 @@ pub fn for_visitor(event: &StoredEvent, conversation_id: Uuid) -> Option<EventVi
         }
         _ => return None,
     }
-    Some(view(event, conversation_id, data))
+    Some(view(event, conversation_id, None, data))
 }

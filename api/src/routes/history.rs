@@ -284,7 +284,7 @@ pub(crate) async fn conversation_state(
             )
             .at("as_of"),
             StateError::Database(e) => e.into(),
-            corrupt @ StateError::Corrupt { .. } => ApiError::internal(corrupt),
+            corrupt @ StateError::Corrupt(_) => ApiError::internal(corrupt),
         })?;
     if let Until::Version(version) = until
         && found.version < version

@@ -1,6 +1,8 @@
-//! The query API: the inbox list, one conversation, its timeline and unread totals, all read
-//! from the inbox read model. A query may pass `min_position` (a command's answer) to wait,
-//! briefly, until the read model has caught up with that command (read-your-writes).
+//! The query API: the inbox list, one conversation, its timeline and unread totals, read
+//! from the inbox read model, and the conversation's activity lines, read from the event
+//! store. A read-model query may pass `min_position` (a command's answer) to wait, briefly,
+//! until the read model has caught up with that command (read-your-writes); the activity
+//! needs no such wait, since the store is the record itself.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +10,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use commands::context::stream_id;
 use domain::ids::{AgentId, ConversationId, MessageId, TeamId};
 use domain::text::Label;
+use projections::activity::{self, ActivityError, ActivityLine};
 use projections::queries::{
     self, Assignee, ConversationRow, Counts, ListFilter, MessageRow, PageCursor, Sort,
 };
@@ -29,6 +33,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/conversations", get(list_conversations))
         .route("/conversations/{id}", get(get_conversation))
         .route("/conversations/{id}/messages", get(list_messages))
+        .route("/conversations/{id}/activity", get(list_activity))
         .route("/unread", get(unread))
 }
 
@@ -84,6 +89,17 @@ pub(crate) struct MessageParams {
     min_position: Option<i64>,
 }
 
+/// Paging of a conversation's activity, like its timeline's but by `seq`, which both share.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ActivityParams {
+    /// Lines with a smaller `seq` than this (a line's or a message's `seq`).
+    before: Option<i64>,
+    /// Page size, 1 to 200, default 200.
+    limit: Option<i64>,
+}
+
 /// What the list answers besides the rows.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ListMeta {
@@ -106,6 +122,12 @@ pub(crate) struct MessagePage {
     data: Vec<MessageRow>,
 }
 
+/// A page of a conversation's activity lines, oldest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ActivityPage {
+    data: Vec<ActivityLine>,
+}
+
 fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail).at(field)
 }
@@ -121,12 +143,13 @@ fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
     }
 }
 
-fn limit(raw: Option<i64>, default: i64) -> Result<i64, ApiError> {
+/// A page size: `default` when none is given, otherwise 1 to `max`.
+fn limit(raw: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     match raw.unwrap_or(default) {
-        n @ 1..=100 => Ok(n),
+        n if (1..=max).contains(&n) => Ok(n),
         n => Err(invalid(
             "limit",
-            format!("limit is {n}; it must be between 1 and 100"),
+            format!("limit is {n}; it must be between 1 and {max}"),
         )),
     }
 }
@@ -220,7 +243,7 @@ fn filter(params: ListParams) -> Result<ListFilter, ApiError> {
         q,
         sort,
         cursor,
-        limit: limit(params.limit, 25)?,
+        limit: limit(params.limit, 25, 100)?,
     })
 }
 
@@ -302,7 +325,7 @@ pub(crate) async fn list_messages(
     };
     let before: Option<Uuid> = message("before", params.before)?;
     let after: Option<Uuid> = message("after", params.after)?;
-    let limit = limit(params.limit, 50)?;
+    let limit = limit(params.limit, 50, 100)?;
     reach(&state, params.min_position).await?;
     let p = auth.principal;
     let tenant = p.tenant_id.as_uuid();
@@ -322,6 +345,48 @@ pub(crate) async fn list_messages(
     )
     .await?;
     Ok(Json(MessagePage { data }))
+}
+
+/// A conversation's activity lines (started, assigned, status changed, labels, WhatsApp
+/// number), oldest first: the newest `limit` before `before`. Numbered by `seq` like the
+/// timeline, so the console merges both. Any caller of the tenant may read it: unlike the
+/// full history (admins and auditors), it shows only changes to what the inbox already
+/// shows, and who made them; no message, request or causation ids.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/activity", tag = "inbox",
+    params(("id" = String, Path, description = "Conversation id"), ActivityParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = ActivityPage), (status = 400, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn list_activity(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<ActivityParams>,
+) -> Result<Json<ActivityPage>, ApiError> {
+    let id = path_id("id", &id, ConversationId::parse)?;
+    if let Some(before) = params.before.filter(|b| *b < 1) {
+        return Err(invalid(
+            "before",
+            format!("before is {before}; sequences start at 1"),
+        ));
+    }
+    let limit = limit(params.limit, activity::MAX_PAGE, activity::MAX_PAGE)?;
+    // The stream id holds the caller's tenant: another tenant's conversation is not found.
+    let aggregate_id = stream_id(auth.principal.tenant_id, id);
+    let data = activity::page(&state.pool, &aggregate_id, params.before, limit)
+        .await
+        .map_err(|error| match error {
+            ActivityError::Database(e) => e.into(),
+            corrupt @ ActivityError::Corrupt(_) => ApiError::internal(corrupt),
+        })?;
+    // A conversation's first event is always a line, so only an empty page needs to ask
+    // whether the conversation exists.
+    if data.is_empty()
+        && !projections::audit::exists(&state.pool, "Conversation", &aggregate_id).await?
+    {
+        return Err(conversation_not_found());
+    }
+    Ok(Json(ActivityPage { data }))
 }
 
 /// The caller's unread incoming messages in open conversations: assigned to them, to nobody,
