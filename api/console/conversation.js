@@ -403,6 +403,7 @@ function systemLine(line) {
 function describe(line) {
   switch (line.kind) {
     case "status_changed":
+      if (line.reopened_by_contact) return "wrote again, which reopened it";
       return line.status === "snoozed" && line.snoozed_until ? `snoozed it until ${when(line.snoozed_until)}` : `set the status to ${line.status}`;
     case "assigned": {
       const parts = [line.agent_id ? agentName(line.agent_id) : null, line.team_id ? `team ${teamName(line.team_id)}` : null].filter(Boolean);
@@ -412,8 +413,8 @@ function describe(line) {
       return `added the label ${line.label}`;
     case "label_removed":
       return `removed the label ${line.label}`;
-    case "reopened":
-      return "reopened it";
+    case "whatsapp_contact_linked":
+      return `linked the WhatsApp contact ${line.wa_id}`;
     default:
       return line.kind.replaceAll("_", " ");
   }

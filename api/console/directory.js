@@ -25,11 +25,10 @@ export function teamName(id) {
   return directory.teams.find((t) => t.id === id)?.name ?? `team ${id.slice(0, 8)}`;
 }
 
-/** Who an event's actor string (`agent:<id>`, `visitor`, `system`, ...) stands for. */
+/** Who an event's actor string (`agent:<id>`, `visitor:<id>`, `contact:<wa_id>`, `system`) stands for. */
 export function actorName(actor) {
   if (!actor) return "Someone";
   if (actor.startsWith("agent:")) return agentName(actor.slice(6));
-  if (actor.startsWith("visitor")) return "Visitor";
-  if (actor.startsWith("whatsapp")) return "WhatsApp";
+  if (actor.startsWith("visitor") || actor.startsWith("contact")) return "The contact";
   return actor.charAt(0).toUpperCase() + actor.slice(1);
 }
