@@ -8,6 +8,7 @@ mod website;
 
 mod agents_and_teams;
 mod audit;
+mod auth;
 mod bad_input;
 mod browser;
 mod conversations;
