@@ -212,3 +212,21 @@ impl ServeArgs {
             .to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_or_words() {
+        assert_eq!(duration("43200"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert!(duration("0").is_err());
+        assert!(duration("soon").is_err());
+        assert_eq!(
+            ServeArgs::default().session_idle_timeout,
+            Duration::from_secs(12 * 3600)
+        );
+    }
+}
