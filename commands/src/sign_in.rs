@@ -32,6 +32,12 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_blocking(&random_secret()).expect("hashing with the default parameters works")
 });
 
+/// Computes the dummy hash now, so that the first sign-in for an unknown address does not
+/// take the time of two hashes. Blocking: run it on the blocking pool.
+pub fn prepare() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);

@@ -304,6 +304,20 @@ async fn a_cookie_request_without_the_csrf_token_or_from_another_site_is_refused
         .await;
     assert_eq!(history, ["ConversationStarted"], "the status is unchanged");
 
+    // Nor may another site's page sign the browser in.
+    let mut foreign = HeaderMap::new();
+    foreign.insert("origin", HeaderValue::from_static("https://evil.example"));
+    let login = app
+        .anonymous(
+            Method::POST,
+            "/auth/login",
+            foreign,
+            Some(json!({"email": "ann@acme.com", "password": PASSWORD})),
+        )
+        .await;
+    assert!(login.headers.get("set-cookie").is_none());
+    login.problem(403, "csrf_failed");
+
     // The console's own request, from its own origin, is obeyed.
     app.as_console(
         &console,

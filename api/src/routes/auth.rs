@@ -104,11 +104,11 @@ fn invalid_credentials() -> ApiError {
 
 /// Signs in with an e-mail address and a password, and starts a session: the answer sets
 /// the `upzento_session` cookie. An unknown address, an agent without a password and a wrong
-/// password all get the same 401.
+/// password all get the same 401. An `Origin`, when sent, must be this server.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = SignedIn,
                headers(("set-cookie" = String, description = "upzento_session=…; HttpOnly; SameSite=Strict; Path=/"))),
-              (status = 401, body = crate::error::Problem),
+              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
               (status = 409, description = "tenant_required: the problem has a `tenants` member [{id, name}]", body = crate::error::Problem),
               (status = 422, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
@@ -118,6 +118,8 @@ pub(crate) async fn login(
     headers: HeaderMap,
     AppJson(body): AppJson<Login>,
 ) -> Result<Response, ApiError> {
+    // Another site's page must not sign the browser in to an account of its choosing.
+    session::check_origin(&headers)?;
     // Only the upper bound: saying a password is too short would tell the policy, not help.
     if body.password.chars().count() > Password::MAX_CHARS {
         return Err(ApiError::new(
@@ -206,13 +208,14 @@ pub(crate) async fn logout(
 /// with the same answer and cookie as the sign-in.
 #[utoipa::path(post, path = "/api/v1/auth/invitations/accept", tag = "auth",
     request_body = AcceptInvitation,
-    responses((status = 200, body = SignedIn), (status = 404, body = crate::error::Problem),
-              (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = SignedIn), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub(crate) async fn accept_invitation(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppJson(body): AppJson<AcceptInvitation>,
 ) -> Result<Response, ApiError> {
+    session::check_origin(&headers)?;
     let password =
         Password::parse(&body.password).map_err(|e| ApiError::invalid("password", &e))?;
     let (identity, new) = sign_in::accept_invitation(
