@@ -102,10 +102,10 @@ pub(crate) async fn agent_socket(
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?,
         None => {
-            session::check_origin(&headers)?;
             let secret = session::cookie_secret(&headers).ok_or_else(|| {
                 ApiError::unauthorized("send the API token as `access_token`, or sign in")
             })?;
+            session::check_origin(&headers)?;
             session::session_of(&state, secret).await?.principal
         }
     };
