@@ -42,15 +42,6 @@ pub struct Agent {
     pub has_password: bool,
 }
 
-/// A tenant's id and name, as the sign-in answers show them.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Tenant {
-    /// Id.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-}
-
 /// An agent and its tenant: who a session or a sign-in stands for.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Identity {
@@ -64,14 +55,6 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The tenant, as the API shows it.
-    pub fn tenant(&self) -> Tenant {
-        Tenant {
-            id: self.tenant_id,
-            name: self.tenant_name.clone(),
-        }
-    }
-
     /// The principal the agent acts as.
     pub fn principal(&self) -> Principal {
         Principal {

@@ -74,13 +74,12 @@ pub(crate) struct SignedIn {
 
 impl SignedIn {
     fn new(identity: Identity, secret: &str, expires_at: DateTime<Utc>) -> Self {
-        let tenant = identity.tenant();
         Self {
-            agent: identity.agent.into(),
             tenant: TenantView {
-                id: tenant.id,
-                name: tenant.name,
+                id: identity.tenant_id,
+                name: identity.tenant_name,
             },
+            agent: identity.agent.into(),
             csrf_token: session::csrf_token(secret),
             expires_at,
         }
