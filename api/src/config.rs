@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -37,6 +38,9 @@ pub enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// Apply database migrations and exit (the server also applies them on start).
     Migrate,
     /// Inspect and rebuild the read models.
@@ -95,6 +99,35 @@ pub enum TenantCommand {
     },
 }
 
+/// Agent administration.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Set an agent's password and end its sessions. The password is read from
+    /// `UPZENTO_PASSWORD`, or else from the first line of standard input, never from the
+    /// command line, where other users of the machine could see it.
+    SetPassword {
+        /// The agent's e-mail address (case-insensitive).
+        #[arg(long)]
+        email: String,
+        /// The agent's tenant; needed only when several tenants have an agent with this
+        /// address.
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+    },
+}
+
+/// Reads a duration given as seconds (`43200`) or in words (`12h`, `30min`, `1h 30m`).
+fn duration(raw: &str) -> Result<Duration, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(raw.trim()).map_err(|e| e.to_string()),
+    }
+    .and_then(|d| match d.is_zero() {
+        true => Err("the duration must be longer than zero".to_owned()),
+        false => Ok(d),
+    })
+}
+
 /// Options of the HTTP server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -143,6 +176,15 @@ pub struct ServeArgs {
     /// milliseconds; it doubles with each attempt.
     #[arg(long, env = "UPZENTO_WHATSAPP_RETRY_MS", default_value_t = 1000)]
     pub whatsapp_retry_ms: u64,
+    /// How long an agent's browser session lasts without being used: seconds, or a duration
+    /// such as `12h` or `30min`. A session also ends 7 days after sign-in however active.
+    #[arg(long, env = "UPZENTO_SESSION_IDLE_TIMEOUT", default_value = "12h", value_parser = duration)]
+    pub session_idle_timeout: Duration,
+    /// Always mark the session cookie `Secure`. Set it when browsers reach the service over
+    /// HTTPS through a proxy that does not send `X-Forwarded-Proto: https` (with that header,
+    /// the cookie is marked `Secure` anyway).
+    #[arg(long, env = "UPZENTO_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 impl Default for ServeArgs {
@@ -168,5 +210,23 @@ impl ServeArgs {
             .unwrap_or_else(|| format!("http://{bound}"))
             .trim_end_matches('/')
             .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_or_words() {
+        assert_eq!(duration("43200"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert!(duration("0").is_err());
+        assert!(duration("soon").is_err());
+        assert_eq!(
+            ServeArgs::default().session_idle_timeout,
+            Duration::from_secs(12 * 3600)
+        );
     }
 }

@@ -20,6 +20,8 @@ pub struct ApiError {
     detail: String,
     field: Option<String>,
     retry_after: Option<u32>,
+    /// Extension members of the problem (RFC 9457, section 3.2) beside the standard ones.
+    members: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -51,7 +53,14 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            members: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an extension member, such as the tenants a sign-in must choose from.
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.members.insert(name.to_owned(), value);
+        self
     }
 
     /// Tells the client when to try again.
@@ -134,7 +143,11 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             field: self.field,
         };
-        let mut response = (self.status, axum::Json(problem)).into_response();
+        let mut body = serde_json::to_value(problem).expect("a problem serializes");
+        if let serde_json::Value::Object(members) = &mut body {
+            members.extend(self.members);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -209,6 +222,12 @@ impl From<TenancyError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "agent_not_found", detail)
                     .at("agent_id")
             }
+            TenancyError::NoSuchAgent => Self::not_found("agent_not_found", detail),
+            TenancyError::LastAdmin => {
+                Self::new(StatusCode::CONFLICT, "last_admin", detail).at("role")
+            }
+            TenancyError::InvitationNotFound => Self::not_found("invitation_not_found", detail),
+            TenancyError::Unexpected(e) => Self::internal(e),
             TenancyError::Database(e) => e.into(),
         }
     }

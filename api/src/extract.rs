@@ -12,6 +12,7 @@ use domain::ids::InvalidId;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::session::{self, CookieSession};
 use crate::state::AppState;
 
 /// A JSON body, read strictly: the right content type, within the size limit, and every field
@@ -105,7 +106,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
     }
 }
 
-/// The authenticated caller. The tenant comes from the token alone (DESIGN.md, decision 4).
+/// The authenticated caller, by API token or by the console's session cookie. The tenant
+/// comes from the credential alone (DESIGN.md, decision 4).
 #[derive(Debug, Clone)]
 pub struct Auth {
     /// Tenant, agent and role behind the token.
@@ -159,19 +161,35 @@ impl Auth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
+    /// A bearer token when the request has an `Authorization` header (it wins over a cookie,
+    /// and needs no CSRF check: other sites cannot make a browser send it); otherwise the
+    /// session cookie, with the CSRF checks on every method that may change something.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
-        let principal = state
-            .tokens
-            .authenticate(&state.pool, token)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?;
+        let principal = match parts.headers.get(header::AUTHORIZATION) {
+            Some(value) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("send `Authorization: Bearer <token>`")
+                    })?;
+                state
+                    .tokens
+                    .authenticate(&state.pool, token)
+                    .await?
+                    .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?
+            }
+            None => {
+                let CookieSession { secret, session } =
+                    CookieSession::from_request_parts(parts, state).await?;
+                if !parts.method.is_safe() {
+                    session::check_csrf(&parts.headers, &secret)?;
+                }
+                session.principal
+            }
+        };
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -183,8 +201,9 @@ impl FromRequestParts<AppState> for Auth {
             principal,
             request_id,
         };
-        // Read-only by construction: whatever route a write arrives at, an auditor's token is
-        // refused before the handler runs, so a new write endpoint cannot forget the check.
+        // Read-only by construction: whatever route a write arrives at, an auditor's token or
+        // session is refused before the handler runs, so a new write endpoint cannot forget
+        // the check.
         if !parts.method.is_safe() {
             auth.require_writer()?;
         }

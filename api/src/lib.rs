@@ -5,6 +5,8 @@
 //! - [`startup`]: database, state, serving and shutdown.
 //! - [`routes`]: one module per resource, each with its own `router()`.
 //! - [`error`], [`extract`]: problem+json errors and strict extractors.
+//! - [`session`]: the console's session cookie and its CSRF checks; [`login_limits`]: limits
+//!   on failed sign-ins; [`set_password`]: `upzento agent set-password`.
 //! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
 //! - [`telemetry`]: logs and metrics.
 //! - [`realtime`]: the WebSocket endpoints, the live tail's clients, ephemeral signals.
@@ -16,18 +18,23 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod login_limits;
 pub mod openapi;
 pub mod realtime;
 pub mod rebuild;
 pub mod relay;
 pub mod routes;
+pub mod session;
+pub mod set_password;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod visitor;
 
 use anyhow::Context;
-use config::{Cli, Command, ProjectionsCommand, RelayCommand, ServeArgs, TenantCommand};
+use config::{
+    AgentCommand, Cli, Command, ProjectionsCommand, RelayCommand, ServeArgs, TenantCommand,
+};
 use startup::{Application, Database};
 
 /// Runs what the command line asks for.
@@ -63,6 +70,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await;
             database.close().await;
             println!("{}", serde_json::to_string(&created?)?);
+            Ok(())
+        }
+        Command::Agent(AgentCommand::SetPassword { email, tenant }) => {
+            telemetry::init_logs("warn");
+            let password = set_password::read_password()?;
+            let database = Database::open(&cli.database).await?;
+            let done =
+                set_password::run(&database.pool, &email, tenant.map(Into::into), &password).await;
+            database.close().await;
+            let agent = done?;
+            println!("{}", serde_json::to_string(&agent)?);
             Ok(())
         }
         Command::Projections(command) => {

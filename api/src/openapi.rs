@@ -1,12 +1,14 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations so it cannot drift
 //! from the routes.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::realtime;
 use crate::routes::{
-    agents, conversations, domains, events, health, history, inbox, teams, visitor, whatsapp,
+    agents, auth, conversations, domains, events, health, history, inbox, teams, visitor, whatsapp,
     widgets,
 };
 
@@ -15,8 +17,10 @@ use crate::routes::{
     info(title = "Upzento Chat API", description = "The unified inbox: website chat and WhatsApp. Errors are application/problem+json (RFC 9457)."),
     paths(
         health::healthz, health::readyz,
-        agents::create_agent, agents::list_agents,
-        teams::create_team, teams::list_teams, teams::add_member,
+        auth::login, auth::current_session, auth::logout, auth::accept_invitation,
+        agents::create_agent, agents::list_agents, agents::update_agent, agents::set_password,
+        agents::invite,
+        teams::create_team, teams::list_teams, teams::add_member, teams::remove_member,
         domains::register_domain, domains::list_domains, domains::get_domain,
         domains::verify_domain, domains::revoke_domain,
         widgets::create_widget, widgets::list_widgets, widgets::get_widget,
@@ -51,6 +55,34 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::session::COOKIE,
+                "The console's session cookie (POST /api/v1/auth/login). Requests other than \
+                 GET/HEAD/OPTIONS also need the session's `csrf_token` as `X-CSRF-Token`.",
+            ))),
+        );
+        // Every endpoint that takes an API token takes the session cookie instead: the `Auth`
+        // extractor accepts both. Listed here once rather than on each handler.
+        let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+        let session = SecurityRequirement::new("session", Vec::<String>::new());
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if let Some(security) = &mut operation.security
+                    && security.contains(&bearer)
+                {
+                    security.push(session.clone());
+                }
+            }
+        }
         components.add_security_scheme(
             "visitor",
             SecurityScheme::Http(

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` resources, health, metrics and the OpenAPI document.
 
 pub(crate) mod agents;
+pub(crate) mod auth;
 pub(crate) mod console;
 pub(crate) mod conversations;
 pub(crate) mod domains;
@@ -44,6 +45,7 @@ where
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
+        .merge(auth::router())
         .merge(agents::router())
         .merge(teams::router())
         .merge(domains::router())

@@ -24,8 +24,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::cluster::{self, PrivateCluster};
 use crate::config::{DatabaseArgs, ServeArgs};
+use crate::login_limits::LoginLimits;
 use crate::realtime::signals::Signals;
 use crate::realtime::unread::UnreadCounts;
+use crate::session::SessionSettings;
 use crate::state::AppState;
 use crate::visitor::gate::WidgetGate;
 use crate::visitor::keys::KeyRing;
@@ -135,6 +137,7 @@ pub fn state(
     bound: SocketAddr,
     closing: watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
+    tokio::task::spawn_blocking(commands::sign_in::prepare);
     let store = EventStore::new(pool.clone());
     let proofs = NetworkProofs::new(ProofSettings {
         resolver: args.dns_resolver,
@@ -181,6 +184,11 @@ pub fn state(
         closing,
         pool,
         tokens: Arc::new(TokenCache::new(TOKEN_CACHE_TTL)),
+        sessions: SessionSettings {
+            idle_timeout: args.session_idle_timeout,
+            secure_cookies: args.secure_cookies,
+        },
+        login_limits: Arc::new(LoginLimits::default()),
         metrics: telemetry::metrics_handle(),
         public_url: args.public_url(bound).into(),
     })

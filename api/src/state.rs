@@ -13,8 +13,10 @@ use projections::tail::Tail;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::login_limits::LoginLimits;
 use crate::realtime::signals::Signals;
 use crate::realtime::unread::UnreadCounts;
+use crate::session::SessionSettings;
 use crate::visitor::gate::WidgetGate;
 use crate::visitor::keys::KeyRing;
 use crate::visitor::limits::VisitorLimits;
@@ -26,6 +28,10 @@ pub struct AppState {
     pub pool: PgPool,
     /// Recent token lookups.
     pub tokens: Arc<TokenCache>,
+    /// How agents' browser sessions last and how their cookie is marked.
+    pub sessions: SessionSettings,
+    /// Recent failed sign-ins, to refuse guessing.
+    pub login_limits: Arc<LoginLimits>,
     /// Runs conversation commands.
     pub conversations: Arc<CommandBus<Conversation>>,
     /// Runs widget commands.

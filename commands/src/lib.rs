@@ -7,6 +7,8 @@
 //! - [`proofs`]: the real DNS and HTTP checks behind domain verification.
 //! - [`directory`]: answers the widget's question "is this a verified domain of the tenant?".
 //! - [`tenancy`]: tenants, agents, tokens and teams (plain tables).
+//! - [`sign_in`]: agents' passwords (Argon2id), sign-in and invitations.
+//! - [`sessions`]: agents' browser sessions, stored server-side by the hash of their cookie.
 //! - [`whatsapp`]: the WhatsApp channel: channels, webhook ingestion, the outbox sender.
 #![forbid(unsafe_code)]
 
@@ -14,6 +16,8 @@ pub mod bus;
 pub mod context;
 pub mod directory;
 pub mod proofs;
+pub mod sessions;
+pub mod sign_in;
 pub mod store;
 pub mod tenancy;
 pub mod whatsapp;

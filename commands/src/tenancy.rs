@@ -37,7 +37,37 @@ pub struct Agent {
     pub role: Role,
     /// When the agent was added.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Whether the agent can sign in with a password: an agent without one was invited, or
+    /// works with an API token only.
+    pub has_password: bool,
 }
+
+/// An agent and its tenant: who a session or a sign-in stands for.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Identity {
+    /// The agent.
+    #[sqlx(flatten)]
+    pub agent: Agent,
+    /// Its tenant's id.
+    pub tenant_id: Uuid,
+    /// Its tenant's name.
+    pub tenant_name: String,
+}
+
+impl Identity {
+    /// The principal the agent acts as.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            tenant_id: self.tenant_id.into(),
+            agent_id: self.agent.id.into(),
+            role: self.agent.role,
+        }
+    }
+}
+
+/// The columns of [`Identity`], for `select … from agents a join tenants t`.
+pub(crate) const IDENTITY_COLUMNS: &str = "a.id, a.name, a.email, a.role, a.created_at,
+     a.password_hash is not null as has_password, t.id as tenant_id, t.name as tenant_name";
 
 /// A team as the API shows it, with its members.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -75,9 +105,21 @@ pub enum TenancyError {
     /// 404: no such team in this tenant.
     #[error("team not found")]
     TeamNotFound,
-    /// 422: no such agent in this tenant.
+    /// 422: no such agent in this tenant (an id in a request body).
     #[error("agent not found")]
     AgentNotFound,
+    /// 404: the agent in the path is not an agent of this tenant.
+    #[error("agent not found")]
+    NoSuchAgent,
+    /// 409: the change would leave the tenant without an admin.
+    #[error("the tenant's last admin cannot be demoted; make another agent admin first")]
+    LastAdmin,
+    /// 404: the invitation token is unknown, used or expired.
+    #[error("this invitation is unknown, used or expired; ask an admin for a new one")]
+    InvitationNotFound,
+    /// Password hashing failed: not expected with valid parameters.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -85,18 +127,25 @@ pub enum TenancyError {
 
 /// A new token, to show once.
 fn new_token() -> (String, Vec<u8>) {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = format!("upz_{}", hex::encode(bytes));
+    let token = format!("upz_{}", random_secret());
     let hash = hash_token(&token);
     (token, hash)
 }
 
-fn hash_token(token: &str) -> Vec<u8> {
+/// 32 random bytes in hex: API tokens, session cookies and invitation tokens.
+pub(crate) fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What is stored of a random secret: its SHA-256. The secrets are 256-bit random values, so
+/// a fast hash is enough, and a request finds its row by an index lookup.
+pub(crate) fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn constraint_is(error: &sqlx::Error, name: &str) -> bool {
+pub(crate) fn constraint_is(error: &sqlx::Error, name: &str) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.constraint() == Some(name))
 }
 
@@ -163,7 +212,7 @@ async fn insert_agent(
 ) -> Result<(Agent, String), TenancyError> {
     let agent: Agent = sqlx::query_as(
         "insert into agents (id, tenant_id, name, email, role) values ($1, $2, $3, $4, $5)
-         returning id, name, email, role, created_at",
+         returning id, name, email, role, created_at, false as has_password",
     )
     .bind(AgentId::new().as_uuid())
     .bind(tenant.as_uuid())
@@ -255,15 +304,78 @@ impl TokenCache {
     }
 }
 
+/// The columns of [`Agent`], for `select … from agents`.
+const AGENT_COLUMNS: &str =
+    "id, name, email, role, created_at, password_hash is not null as has_password";
+
 /// The tenant's agents, oldest first.
 pub async fn list_agents(pool: &PgPool, tenant: TenantId) -> Result<Vec<Agent>, sqlx::Error> {
-    sqlx::query_as(
-        "select id, name, email, role, created_at from agents
-          where tenant_id = $1 order by created_at, id",
-    )
+    sqlx::query_as(&format!(
+        "select {AGENT_COLUMNS} from agents where tenant_id = $1 order by created_at, id"
+    ))
     .bind(tenant.as_uuid())
     .fetch_all(pool)
     .await
+}
+
+/// An agent of the tenant and the tenant itself, if the agent is one of the tenant's.
+pub async fn identity(
+    pool: &PgPool,
+    tenant: TenantId,
+    agent: AgentId,
+) -> Result<Option<Identity>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {IDENTITY_COLUMNS} from agents a join tenants t on t.id = a.tenant_id
+          where a.tenant_id = $1 and a.id = $2"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(agent.as_uuid())
+    .fetch_optional(pool)
+    .await
+}
+
+/// What an admin may change of an agent; `None` keeps the value.
+#[derive(Debug, Default)]
+pub struct AgentChanges<'a> {
+    /// New role.
+    pub role: Option<Role>,
+    /// New display name.
+    pub name: Option<&'a str>,
+}
+
+/// Changes an agent's role or name. The tenant's admins are locked first, so two admins
+/// demoting each other at once cannot leave the tenant without one: the second sees the
+/// first's change and is refused with [`TenancyError::LastAdmin`].
+pub async fn update_agent(
+    pool: &PgPool,
+    tenant: TenantId,
+    agent: AgentId,
+    changes: AgentChanges<'_>,
+) -> Result<Agent, TenancyError> {
+    let mut tx = pool.begin().await?;
+    let admins: Vec<Uuid> = sqlx::query_scalar(
+        "select id from agents where tenant_id = $1 and role = 'admin' order by id for update",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_all(&mut *tx)
+    .await?;
+    let demoted = changes.role.is_some_and(|role| role != Role::Admin);
+    if demoted && admins == [agent.as_uuid()] {
+        return Err(TenancyError::LastAdmin);
+    }
+    let updated: Option<Agent> = sqlx::query_as(&format!(
+        "update agents set role = coalesce($3, role), name = coalesce($4, name)
+          where tenant_id = $1 and id = $2 returning {AGENT_COLUMNS}"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(agent.as_uuid())
+    .bind(changes.role)
+    .bind(changes.name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let updated = updated.ok_or(TenancyError::NoSuchAgent)?;
+    tx.commit().await?;
+    Ok(updated)
 }
 
 /// True when `id` is a row of `table` (`agents` or `teams`) in `tenant`.
@@ -341,6 +453,29 @@ pub async fn add_team_member(
     .bind(agent.as_uuid())
     .execute(pool)
     .await?;
+    team_of(pool, tenant, team).await
+}
+
+/// Takes an agent off a team of the tenant; removing a non-member is harmless.
+pub async fn remove_team_member(
+    pool: &PgPool,
+    tenant: TenantId,
+    team: TeamId,
+    agent: AgentId,
+) -> Result<Team, TenancyError> {
+    if !team_exists(pool, tenant, team).await? {
+        return Err(TenancyError::TeamNotFound);
+    }
+    sqlx::query("delete from team_members where team_id = $1 and agent_id = $2")
+        .bind(team.as_uuid())
+        .bind(agent.as_uuid())
+        .execute(pool)
+        .await?;
+    team_of(pool, tenant, team).await
+}
+
+/// One team of the tenant with its members.
+async fn team_of(pool: &PgPool, tenant: TenantId, team: TeamId) -> Result<Team, TenancyError> {
     let teams = list_teams(pool, tenant).await?;
     teams
         .into_iter()

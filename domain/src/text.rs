@@ -160,6 +160,54 @@ impl Email {
     }
 }
 
+/// A password an agent signs in with: 8 to 1,024 characters, kept exactly as typed (no
+/// trimming: spaces may be part of it). The upper bound keeps one sign-in from making the
+/// server hash megabytes. Its `Debug` never shows the text, so it cannot leak into a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// The shortest password accepted, in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// The longest password accepted, in characters.
+    pub const MAX_CHARS: usize = 1024;
+
+    /// Checks the length.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let len = raw.chars().count();
+        if len < Self::MIN_CHARS {
+            return Err(InvalidValue::new(
+                "weak_password",
+                format!(
+                    "a password needs at least {} characters; this one has {len}",
+                    Self::MIN_CHARS
+                ),
+            ));
+        }
+        if len > Self::MAX_CHARS {
+            return Err(InvalidValue::new(
+                "too_long",
+                format!(
+                    "a password is {len} characters long; at most {} are allowed",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The password as typed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
 /// A phone number in international form: `+` and 8 to 15 digits (E.164). Spaces, dashes,
 /// dots and parentheses are dropped; a missing `+` is added, as WhatsApp ids come without one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -235,6 +283,19 @@ mod tests {
         assert_eq!(MessageContent::parse("   ").unwrap_err().code, "blank");
         let long = "x".repeat(MessageContent::MAX_CHARS + 1);
         assert_eq!(MessageContent::parse(&long).unwrap_err().code, "too_long");
+    }
+
+    #[test]
+    fn passwords_are_bounded_and_kept_as_typed() {
+        assert_eq!(Password::parse(" 8 chars").unwrap().as_str(), " 8 chars");
+        assert_eq!(
+            Password::parse("7 chars").unwrap_err().code,
+            "weak_password"
+        );
+        let long = "x".repeat(Password::MAX_CHARS + 1);
+        assert_eq!(Password::parse(&long).unwrap_err().code, "too_long");
+        let secret = Password::parse("correct horse").unwrap();
+        assert!(!format!("{secret:?}").contains("horse"));
     }
 
     #[test]

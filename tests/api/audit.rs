@@ -13,8 +13,13 @@ use crate::helpers::{Caller, TestApp, spawn_app};
 async fn accounts(app: &TestApp) -> Vec<String> {
     sqlx::query_scalar(
         "select format('%s', t) from (
-            select 'agent', id::text, role from agents
+            select 'agent', id::text, role || ' ' || name || ' ' || coalesce(password_hash, '')
+              from agents
             union all select 'token', encode(token_hash, 'hex'), agent_id::text from api_tokens
+            union all select 'session', encode(token_hash, 'hex'), agent_id::text
+              from agent_sessions
+            union all select 'invitation', encode(token_hash, 'hex'), agent_id::text
+              from agent_invitations
             union all select 'team', id::text, name from teams
             union all select 'member', team_id::text, agent_id::text from team_members) t
           order by 1",
@@ -34,6 +39,8 @@ fn body_for(method: &Method, template: &str, agent_id: &str) -> Option<Value> {
         }
         ("POST", "/api/v1/teams") => json!({"name": "Audit team"}),
         ("POST", "/api/v1/teams/{id}/members") => json!({"agent_id": agent_id}),
+        ("PATCH", "/api/v1/agents/{id}") => json!({"name": "Renamed"}),
+        ("PUT", "/api/v1/agents/{id}/password") => json!({"password": "a good password"}),
         ("POST", "/api/v1/domains") => json!({"hostname": "audit.example.com"}),
         ("POST", "/api/v1/domains/{id}/verify") => json!({}),
         ("POST", "/api/v1/widgets") => json!({"name": "Audit widget"}),
@@ -90,7 +97,9 @@ async fn an_auditor_can_read_and_is_refused_on_every_write_endpoint() {
 
     // Every write route that takes an API token, taken from the OpenAPI document the routes
     // generate, so that a new one is covered without editing this test. Routes authenticated
-    // otherwise (a visitor's session, a channel's signed webhook) have no roles.
+    // otherwise (a visitor's session, a channel's signed webhook) have no roles; nor do the
+    // sign-in routes, which take no credential (login, accepting an invitation) or end the
+    // caller's own console session (logout, which auditors may do too).
     let document: Value = app
         .client
         .get(format!("{}/api/openapi.json", app.address))
@@ -115,6 +124,10 @@ async fn an_auditor_can_read_and_is_refused_on_every_write_endpoint() {
         ("POST", "/api/v1/agents"),
         ("POST", "/api/v1/teams"),
         ("POST", "/api/v1/teams/{id}/members"),
+        ("DELETE", "/api/v1/teams/{id}/members/{agent_id}"),
+        ("PATCH", "/api/v1/agents/{id}"),
+        ("PUT", "/api/v1/agents/{id}/password"),
+        ("POST", "/api/v1/agents/{id}/invitation"),
         ("POST", "/api/v1/domains"),
         ("POST", "/api/v1/domains/{id}/verify"),
         ("DELETE", "/api/v1/domains/{id}"),
@@ -149,11 +162,13 @@ async fn an_auditor_can_read_and_is_refused_on_every_write_endpoint() {
             Some("widgets") => widget.as_str(),
             Some("domains") => domain.as_str(),
             Some("teams") => team.as_str(),
+            Some("agents") => auditor.agent_id.as_str(),
             _ => nobody.as_str(),
         };
         template
             .trim_start_matches("/api/v1")
             .replace("{id}", id)
+            .replace("{agent_id}", &admin.agent_id)
             .replace("{message_id}", &message)
             .replace("{label}", "vip")
     };

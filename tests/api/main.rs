@@ -10,6 +10,7 @@ mod website;
 mod activity;
 mod agents_and_teams;
 mod audit;
+mod auth;
 mod bad_input;
 mod browser;
 mod console;

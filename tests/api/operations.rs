@@ -1,5 +1,7 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
+use serde_json::json;
+
 use crate::helpers::{answer, free_port, serve_args, spawn_app};
 
 #[tokio::test]
@@ -93,6 +95,14 @@ async fn the_openapi_document_describes_every_write_endpoint() {
         ("/api/v1/teams", "post"),
         ("/api/v1/teams", "get"),
         ("/api/v1/teams/{id}/members", "post"),
+        ("/api/v1/teams/{id}/members/{agent_id}", "delete"),
+        ("/api/v1/agents/{id}", "patch"),
+        ("/api/v1/agents/{id}/password", "put"),
+        ("/api/v1/agents/{id}/invitation", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/session", "get"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/invitations/accept", "post"),
         ("/api/v1/domains", "post"),
         ("/api/v1/domains/{id}/verify", "post"),
         ("/api/v1/domains/{id}", "delete"),
@@ -120,6 +130,16 @@ async fn the_openapi_document_describes_every_write_endpoint() {
         );
     }
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+    let session = &document["components"]["securitySchemes"]["session"];
+    assert_eq!(session["in"], "cookie");
+    assert_eq!(session["name"], "upzento_session");
+    // Signing in and accepting an invitation take no credential; every token endpoint also
+    // takes the session cookie.
+    for path in ["/api/v1/auth/login", "/api/v1/auth/invitations/accept"] {
+        assert!(paths[path]["post"].get("security").is_none(), "{path}");
+    }
+    let teams = &paths["/api/v1/teams"]["post"]["security"];
+    assert_eq!(teams, &json!([{"bearer": []}, {"session": []}]));
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long a test waits for something that should arrive.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn ws_url(http: &str, path: &str) -> String {
+pub(crate) fn ws_url(http: &str, path: &str) -> String {
     format!("{}{path}", http.replacen("http", "ws", 1))
 }
 

@@ -128,6 +128,30 @@ async fn another_tenants_resources_are_not_found_on_every_endpoint() {
             Some(json!({"agent_id": intruder.agent_id})),
             "team_not_found",
         ),
+        (
+            Method::DELETE,
+            format!("/teams/{team}/members/{}", owner.agent_id),
+            None,
+            "team_not_found",
+        ),
+        (
+            Method::PATCH,
+            format!("/agents/{}", owner.agent_id),
+            Some(json!({"role": "agent"})),
+            "agent_not_found",
+        ),
+        (
+            Method::PUT,
+            format!("/agents/{}/password", owner.agent_id),
+            Some(json!({"password": "a good password"})),
+            "agent_not_found",
+        ),
+        (
+            Method::POST,
+            format!("/agents/{}/invitation", owner.agent_id),
+            None,
+            "agent_not_found",
+        ),
     ];
     for (method, path, body, code) in cases {
         let got = app.call(&intruder, method.clone(), &path, body).await;
@@ -148,6 +172,20 @@ async fn another_tenants_resources_are_not_found_on_every_endpoint() {
         "only the intruder's own admin"
     );
     assert_eq!(app.event_count().await, before, "nothing was stored");
+    let owner_account: (String, bool, i64) = sqlx::query_as(
+        "select role, password_hash is null,
+                (select count(*) from agent_invitations where agent_id = a.id)
+           from agents a where id = $1::uuid",
+    )
+    .bind(&owner.agent_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        owner_account,
+        ("admin".into(), true, 0),
+        "nor was the account"
+    );
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use commands::tenancy::Role;
 
 use crate::error::ApiError;
 use crate::extract::AppQuery;
+use crate::session;
 use crate::state::AppState;
 use connection::Peer;
 
@@ -74,11 +75,15 @@ pub(crate) fn upgrade(
 }
 
 /// An agent's live connection: every conversation event of the tenant, typing and viewing
-/// of the team and visitors, and the agent's unread counts.
+/// of the team and visitors, and the agent's unread counts. The credential is an API token
+/// (header or `access_token`) or, for the console, the session cookie, which a browser sends
+/// on a same-origin upgrade. A page of another site can make a browser open a WebSocket here
+/// with that cookie too, so a cookie-authenticated upgrade must come from this server's
+/// origin.
 #[utoipa::path(get, path = "/api/v1/realtime", tag = "realtime", params(RealtimeParams),
     security(("bearer" = [])),
     responses((status = 101, description = "Switching to the WebSocket protocol (docs/realtime.md)"),
-              (status = 401, body = crate::error::Problem)))]
+              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
 pub(crate) async fn agent_socket(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -89,13 +94,21 @@ pub(crate) async fn agent_socket(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or(params.access_token.as_deref())
-        .ok_or_else(|| ApiError::unauthorized("send the API token as `access_token`"))?;
-    let principal = state
-        .tokens
-        .authenticate(&state.pool, token.trim())
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?;
+        .or(params.access_token.as_deref());
+    let principal = match token {
+        Some(token) => state
+            .tokens
+            .authenticate(&state.pool, token.trim())
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?,
+        None => {
+            let secret = session::cookie_secret(&headers).ok_or_else(|| {
+                ApiError::unauthorized("send the API token as `access_token`, or sign in")
+            })?;
+            session::check_origin(&headers)?;
+            session::session_of(&state, secret).await?.principal
+        }
+    };
     let after = starting_cursor(&state, params.after.as_deref()).await?;
     let peer = Peer::Agent {
         tenant_id: principal.tenant_id.as_uuid(),

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{delete, post};
 use axum::{Json, Router};
 use commands::tenancy::{self, Team};
 use domain::ids::{AgentId, TeamId};
@@ -18,6 +18,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/teams", post(create_team).get(list_teams))
         .route("/teams/{id}/members", post(add_member))
+        .route("/teams/{id}/members/{agent_id}", delete(remove_member))
 }
 
 /// A new team.
@@ -93,6 +94,27 @@ pub(crate) async fn add_member(
         .at("agent_id")
     })?;
     let team = tenancy::add_team_member(&state.pool, auth.principal.tenant_id, team, agent).await?;
+    Ok(Json(team.into()))
+}
+
+/// Takes an agent off a team (admins only); removing an agent that is not a member is
+/// harmless.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{agent_id}", tag = "teams",
+    params(("id" = String, Path, description = "Team id"),
+           ("agent_id" = String, Path, description = "Agent id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = TeamView), (status = 400, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((id, agent_id)): Path<(String, String)>,
+) -> Result<Json<TeamView>, ApiError> {
+    auth.require_admin()?;
+    let team = path_id("id", &id, TeamId::parse)?;
+    let agent = path_id("agent_id", &agent_id, AgentId::parse)?;
+    let team =
+        tenancy::remove_team_member(&state.pool, auth.principal.tenant_id, team, agent).await?;
     Ok(Json(team.into()))
 }
 
