@@ -117,7 +117,7 @@ async function enter() {
   );
   const theme = h(
     "button",
-    { class: "ghost", type: "button", "aria-label": "Change colour theme", onclick: cycleTheme },
+    { class: "ghost theme", type: "button", title: "Change the colour theme", onclick: cycleTheme },
     themeLabel(),
   );
   const out = h("button", { class: "ghost", type: "button", onclick: leave }, "Sign out");

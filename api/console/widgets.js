@@ -79,7 +79,7 @@ export async function render(main) {
     };
     const verified = domains.filter((d) => d.status === "verified");
     const domainBoxes = verified.map((d) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "allowed_domains", value: d.id, checked: v.allowed_domains.includes(d.id), disabled: !admin }), ` ${d.hostname}`));
-    const preview = h("div", { class: "preview", role: "img", "aria-label": "Preview of the widget" });
+    const preview = h("div", { class: "widget-preview", role: "img", "aria-label": "Preview of the widget" });
     const status = h("p", { class: "error", role: "alert" });
     const form = h(
       "form",
@@ -148,9 +148,12 @@ export async function render(main) {
       }
     }
 
-    fill(editor, form, h("h3", {}, "Preview"), preview, widget ? await installation(widget, admin) : null);
+    fill(
+      editor,
+      h("div", { class: "editor-grid" }, form, h("div", { class: "editor-side" }, h("h3", {}, "Preview"), preview, widget ? await installation(widget, admin) : null)),
+    );
     paintPreview();
-    controls.name.focus();
+    if (!widget) controls.name.focus();
   }
 
   await reload();
@@ -211,7 +214,7 @@ async function installation(widget, admin) {
 /** A drawing of the widget as visitors will see it, from the settings in the form. */
 function drawPreview(preview, s) {
   const dark = s.theme === "dark" || (s.theme === "auto" && matchMedia("(prefers-color-scheme: dark)").matches);
-  preview.className = `preview ${dark ? "dark" : "light"} ${s.position === "bottom_left" ? "left" : "right"} ${s.display_type}`;
+  preview.className = `widget-preview ${dark ? "dark" : "light"} ${s.position === "bottom_left" ? "left" : "right"} ${s.display_type}`;
   preview.style.setProperty("--brand", s.brand_color);
   preview.style.setProperty("--on-brand", readableOn(s.brand_color));
   const panel = h(
@@ -222,7 +225,7 @@ function drawPreview(preview, s) {
     s.pre_chat_form ? h("div", { class: "preview-form" }, "Name · E-mail") : null,
     h("div", { class: "preview-input" }, "Type a message…"),
   );
-  const launcher = h("div", { class: "preview-launcher" }, "💬");
+  const launcher = h("div", { class: "preview-launcher" }, h("span", { class: "preview-bubble" }));
   const page = h("div", { class: "preview-page" }, h("div", { class: "preview-line" }), h("div", { class: "preview-line short" }), h("div", { class: "preview-line" }));
   fill(preview, page, panel, s.display_type === "embedded" ? null : launcher);
 }

@@ -62,7 +62,7 @@ impl Browser {
         }
         let profile =
             std::env::temp_dir().join(format!("upzento-chromium-{}", uuid::Uuid::new_v4()));
-        let options = json!({
+        let mut options = json!({
             "binary": "/usr/bin/chromium",
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -70,11 +70,17 @@ impl Browser {
                 "--disable-component-update", "--disable-sync",
                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                 "--disable-backgrounding-occluded-windows",
-                format!("--window-size={width},{height}"),
+                format!("--window-size={},{}", width.max(800), height + 200),
                 format!("--user-data-dir={}", profile.display()),
                 format!("--host-resolver-rules=MAP {SITE} 127.0.0.1, MAP {STRANGER} 127.0.0.1"),
             ]
         });
+        // The page's viewport is exactly width × height (a window cannot be narrower than
+        // about 500 pixels); under 700 pixels it is a phone: touch, mobile viewport rules.
+        let phone = width < 700;
+        options["mobileEmulation"] = json!({"deviceMetrics": {
+            "width": width, "height": height, "pixelRatio": 1.0, "mobile": phone, "touch": phone
+        }});
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -13,6 +13,8 @@ use crate::helpers::{Caller, TestApp};
 use crate::website::{SITE, Website, website};
 
 const PASSWORD: &str = "correct horse battery staple";
+/// A message with markup in it: the console must show it as text.
+const PARCEL: &str = "Where is my parcel? <img src=x onerror=alert(1)>";
 
 #[tokio::test]
 async fn the_console_works_end_to_end_on_a_desktop() {
@@ -39,7 +41,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
     )
     .await
     .expect(200);
-    conversation(app, "Dan Lee", "Where is my parcel?").await;
+    conversation(app, "Dan Lee", PARCEL).await;
 
     // Signing in; the inbox shows its counts and conversations.
     let ann = Browser::sized(width, height).await;
@@ -48,6 +50,14 @@ async fn console_at(width: u32, height: u32, size: &str) {
         .await;
     ann.page_until("the list shows both", &rows(2)).await;
     assert_eq!(texts(&ann, ".conv .contact").await, ["Dan Lee", "Cia Park"]);
+    assert_eq!(
+        texts(&ann, ".conv .preview").await,
+        [PARCEL, "Invoice question"]
+    );
+    assert!(
+        texts(&ann, ".conv img").await.is_empty(),
+        "content stays text"
+    );
     ann.screenshot(&format!("console-inbox-{size}")).await;
     assert_accessible(&ann, "the inbox").await;
 
@@ -158,6 +168,23 @@ async fn console_at(width: u32, height: u32, size: &str) {
     ann.screenshot(&format!("console-conversation-{size}"))
         .await;
     assert_accessible(&ann, "the conversation view").await;
+    if !phone {
+        // The dark theme (auto → light → dark) is checked from here on at this size.
+        for _ in 0..2 {
+            ann.find(".topbar button.theme")
+                .await
+                .click()
+                .await
+                .unwrap();
+        }
+        ann.page_until(
+            "the dark theme is on",
+            "document.documentElement.dataset.theme === 'dark'",
+        )
+        .await;
+        ann.screenshot("console-conversation-dark-desktop").await;
+        assert_accessible(&ann, "the conversation view in the dark theme").await;
+    }
 
     // Assignment, status, labels and a private note show live in Bea's browser.
     ann.find("select[name=assignee]")
@@ -223,6 +250,14 @@ async fn console_at(width: u32, height: u32, size: &str) {
         )
         .await;
 
+    if !phone {
+        ann.client
+            .goto(&format!("{}/app#/history/{id}", app.address))
+            .await
+            .unwrap();
+        ann.page_until("the history lists the events with their actors", "[...document.querySelectorAll('.history tbody tr')].some(r => r.textContent.includes('ConversationAssigned') && r.textContent.includes('Administrator'))")
+            .await;
+    }
     widgets_page(&site, &ann, &visitor, size).await;
     domains_page(&site, &ann, size).await;
 }
@@ -250,7 +285,7 @@ async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &s
         .send_keys("Made in the console")
         .await
         .unwrap();
-    ann.page_until("the preview follows the form", "document.querySelector('.preview.left .preview-header strong').textContent === 'Made in the console'")
+    ann.page_until("the preview follows the form", "document.querySelector('.widget-preview.left .preview-header strong').textContent === 'Made in the console'")
         .await;
     ann.find("input[name=allowed_domains]")
         .await
@@ -267,6 +302,10 @@ async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &s
         "document.querySelector('textarea.snippet')?.value.includes('data-upzento-key')",
     )
     .await;
+    ann.client
+        .execute("window.scrollTo(0, 0)", vec![])
+        .await
+        .unwrap();
     ann.screenshot(&format!("console-widgets-{size}")).await;
     assert_accessible(ann, "the widgets page").await;
     let code = ann
@@ -324,6 +363,8 @@ async fn domains_page(site: &Website, ann: &Browser, size: &str) {
         ),
     )
     .await;
+    ann.screenshot(&format!("console-domains-{size}")).await;
+    assert_accessible(ann, "the domains page").await;
     site.dns.txt(&record[0], &record[2]);
     ann.find(&format!("{card} button.primary"))
         .await
@@ -335,8 +376,6 @@ async fn domains_page(site: &Website, ann: &Browser, size: &str) {
         &format!("document.querySelector(\"{card} .status\")?.textContent.startsWith('Verified')"),
     )
     .await;
-    ann.screenshot(&format!("console-domains-{size}")).await;
-    assert_accessible(ann, "the domains page").await;
     let domains = site.app.get(&site.app.admin, "/domains").await.expect(200);
     let help = domains
         .as_array()
@@ -456,16 +495,29 @@ async fn an_admin_invites_an_agent_on_the_agents_page_and_the_link_signs_them_in
         .goto(&format!("{}/app#/agents", app.address))
         .await
         .unwrap();
-    admin.find("input[name=name]").await.send_keys("Cy").await.unwrap();
+    admin
+        .find("input[name=name]")
+        .await
+        .send_keys("Cy")
+        .await
+        .unwrap();
     admin
         .find("input[name=email]")
         .await
         .send_keys("cy@example.com")
         .await
         .unwrap();
-    admin.find("form.inline-form button.primary").await.click().await.unwrap();
     admin
-        .page_until("the invitation link shows", "document.querySelector('input[name=invitation_link]')?.value.includes('#/invite/')")
+        .find("form.inline-form button.primary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    admin
+        .page_until(
+            "the invitation link shows",
+            "document.querySelector('input[name=invitation_link]')?.value.includes('#/invite/')",
+        )
         .await;
     admin
         .page_until("the new agent is listed as invited", "[...document.querySelectorAll('table.agents tr')].some(r => r.textContent.includes('cy@example.com') && r.textContent.includes('Invited'))")
@@ -473,7 +525,10 @@ async fn an_admin_invites_an_agent_on_the_agents_page_and_the_link_signs_them_in
     assert_accessible(&admin, "the agents page").await;
     let link = admin
         .client
-        .execute("return document.querySelector('input[name=invitation_link]').value", vec![])
+        .execute(
+            "return document.querySelector('input[name=invitation_link]').value",
+            vec![],
+        )
         .await
         .unwrap();
 
@@ -486,7 +541,10 @@ async fn an_admin_invites_an_agent_on_the_agents_page_and_the_link_signs_them_in
         .await
         .unwrap();
     invited
-        .page_until("the invitation signs the agent in", "document.querySelector('.topbar') && document.querySelector('.conversations')")
+        .page_until(
+            "the invitation signs the agent in",
+            "document.querySelector('.topbar') && document.querySelector('.conversations')",
+        )
         .await;
     let agents = app.get(&app.admin, "/agents").await.expect(200);
     let cy = agents

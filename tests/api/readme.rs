@@ -90,6 +90,10 @@ async fn the_readme_walk_through_works_as_written() {
         stdout.contains("\"status\": \"read\""),
         "the reply shows as read: {stdout}"
     );
+    assert!(
+        stdout.contains("\"name\": \"Acme\""),
+        "the admin signs in with the password set by the command line: {stdout}"
+    );
 
     let pool = crate::helpers::pool(&database).await;
     let types: Vec<String> = sqlx::query_scalar("select event_type from events order by position")
