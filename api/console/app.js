@@ -17,6 +17,8 @@ const pages = {
 const root = document.getElementById("app");
 let cleanup = null;
 
+const systemDark = matchMedia("(prefers-color-scheme: dark)");
+systemDark.addEventListener("change", () => applyTheme(document.documentElement.dataset.theme));
 applyTheme(localStorage.getItem("upzento-theme") ?? "auto");
 window.addEventListener("hashchange", route);
 onSignedOut(() => {
@@ -190,6 +192,9 @@ function cycleTheme(event) {
   announce(themeLabel());
 }
 
+/** Chooses the theme; `auto` follows the system's light or dark setting, live. */
 function applyTheme(theme) {
-  document.documentElement.dataset.theme = theme;
+  const root = document.documentElement;
+  root.dataset.theme = theme;
+  root.dataset.scheme = theme === "auto" ? (systemDark.matches ? "dark" : "light") : theme;
 }

@@ -152,6 +152,21 @@ impl Browser {
         }
     }
 
+    /// Loads `url`.
+    pub async fn open(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Types `text` into the element matching `css` (`\u{E007}` is Enter).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.find(css).await.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
     /// The element matching `css` in the page, once it exists.
     pub async fn find(&self, css: &str) -> Element {
         self.client

@@ -63,7 +63,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
 
     // Filters and search narrow the list.
     if phone {
-        ann.find(".filters summary").await.click().await.unwrap();
+        ann.click(".filters summary").await;
     }
     let label = ann.find("input[name=label]").await;
     label.send_keys("billing\u{E007}").await.unwrap();
@@ -86,11 +86,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
     // A visitor writes through the widget: the message appears live, with an unread badge.
     let visitor = Browser::start().await;
     let code = snippet(&site, &site.widget_id()).await;
-    visitor
-        .client
-        .goto(&page(&site, &code, "/shop", ""))
-        .await
-        .unwrap();
+    visitor.open(&page(&site, &code, "/shop", "")).await;
     visitor.widget(".launcher").await.click().await.unwrap();
     visitor.say("Hello from the widget").await;
     let live_row = "[...document.querySelectorAll('.conv')].find(c => \
@@ -109,11 +105,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
         .as_str()
         .unwrap()
         .to_owned();
-    ann.find(&format!(".conv[data-id='{id}']"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    ann.click(&format!(".conv[data-id='{id}']")).await;
     ann.page_until("the conversation opens", "document.querySelector('.msg.incoming .msg-text')?.textContent === 'Hello from the widget'")
         .await;
 
@@ -121,10 +113,8 @@ async fn console_at(width: u32, height: u32, size: &str) {
     let second = Browser::sized(width, height).await;
     sign_in(&second, app, "bea@example.com").await;
     second
-        .client
-        .goto(&format!("{}/app#/inbox/c/{id}", app.address))
-        .await
-        .unwrap();
+        .open(&format!("{}/app#/inbox/c/{id}", app.address))
+        .await;
     second
         .page_until(
             "Bea sees the conversation",
@@ -171,11 +161,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
     if !phone {
         // The dark theme (auto → light → dark) is checked from here on at this size.
         for _ in 0..2 {
-            ann.find(".topbar button.theme")
-                .await
-                .click()
-                .await
-                .unwrap();
+            ann.click(".topbar button.theme").await;
         }
         ann.page_until(
             "the dark theme is on",
@@ -206,29 +192,17 @@ async fn console_at(width: u32, height: u32, size: &str) {
             "document.querySelector('.conv-subtitle').textContent.includes('pending')",
         )
         .await;
-    ann.find("input[name=new_label]")
-        .await
-        .send_keys("vip")
-        .await
-        .unwrap();
-    ann.find(".add-label button").await.click().await.unwrap();
+    ann.type_into("input[name=new_label]", "vip").await;
+    ann.click(".add-label button").await;
     second
         .page_until("the label shows live", "[...document.querySelectorAll('.labels .label')].some(l => l.textContent.startsWith('vip'))")
         .await;
-    ann.find("button[aria-label='Remove label vip']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    ann.click("button[aria-label='Remove label vip']").await;
     second
         .page_until("the label's removal shows live", "[...document.querySelectorAll('.system')].some(l => l.textContent.includes('removed the label vip'))")
         .await;
     assert!(texts(&second, ".labels .label").await.is_empty());
-    ann.find(".composer input[value=note]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    ann.click(".composer input[value=note]").await;
     let composer = ann.find(".composer textarea").await;
     composer
         .send_keys("Check the order first\u{E007}")
@@ -251,10 +225,8 @@ async fn console_at(width: u32, height: u32, size: &str) {
         .await;
 
     if !phone {
-        ann.client
-            .goto(&format!("{}/app#/history/{id}", app.address))
-            .await
-            .unwrap();
+        ann.open(&format!("{}/app#/history/{id}", app.address))
+            .await;
         ann.page_until("the history lists the events with their actors", "[...document.querySelectorAll('.history tbody tr')].some(r => r.textContent.includes('ConversationAssigned') && r.textContent.includes('Administrator'))")
             .await;
     }
@@ -264,39 +236,23 @@ async fn console_at(width: u32, height: u32, size: &str) {
 
 /// A widget made on the widgets page gives a snippet that renders on the verified site.
 async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &str) {
-    ann.client
-        .goto(&format!("{}/app#/widgets", site.app.address))
-        .await
-        .unwrap();
+    ann.open(&format!("{}/app#/widgets", site.app.address))
+        .await;
     let new = ann.find(".page-head button.primary").await;
     new.click().await.unwrap();
-    ann.find(".widget-form input[name=name]")
-        .await
-        .send_keys("Console widget")
-        .await
-        .unwrap();
+    ann.type_into(".widget-form input[name=name]", "Console widget")
+        .await;
     ann.find("select[name=position]")
         .await
         .select_by_value("bottom_left")
         .await
         .unwrap();
-    ann.find("input[name=greeting_title]")
-        .await
-        .send_keys("Made in the console")
-        .await
-        .unwrap();
+    ann.type_into("input[name=greeting_title]", "Made in the console")
+        .await;
     ann.page_until("the preview follows the form", "document.querySelector('.widget-preview.left .preview-header strong').textContent === 'Made in the console'")
         .await;
-    ann.find("input[name=allowed_domains]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    ann.find(".widget-form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    ann.click("input[name=allowed_domains]").await;
+    ann.click(".widget-form button[type=submit]").await;
     ann.page_until(
         "the embed snippet shows",
         "document.querySelector('textarea.snippet')?.value.includes('data-upzento-key')",
@@ -317,10 +273,8 @@ async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &s
         .await
         .unwrap();
     visitor
-        .client
-        .goto(&page(site, code.as_str().unwrap(), "/made-in-console", ""))
-        .await
-        .unwrap();
+        .open(&page(site, code.as_str().unwrap(), "/made-in-console", ""))
+        .await;
     visitor.widget(".launcher").await.click().await.unwrap();
     let title = visitor.widget("header h2").await.text().await.unwrap();
     assert_eq!(title, "Made in the console");
@@ -328,15 +282,10 @@ async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &s
 
 /// A domain added on the domains page is verified there once its DNS record exists.
 async fn domains_page(site: &Website, ann: &Browser, size: &str) {
-    ann.client
-        .goto(&format!("{}/app#/domains", site.app.address))
-        .await
-        .unwrap();
-    ann.find("input[name=hostname]")
-        .await
-        .send_keys("help.example.com\u{E007}")
-        .await
-        .unwrap();
+    ann.open(&format!("{}/app#/domains", site.app.address))
+        .await;
+    ann.type_into("input[name=hostname]", "help.example.com\u{E007}")
+        .await;
     let card = ".domain[data-hostname='help.example.com']";
     ann.page_until(
         "the new domain shows what to publish",
@@ -351,11 +300,7 @@ async fn domains_page(site: &Website, ann: &Browser, size: &str) {
     let record: Vec<String> = serde_json::from_value(record).unwrap();
     assert_eq!(record[0], "_upzento-verification.help.example.com");
     assert_eq!(record[1], "TXT");
-    ann.find(&format!("{card} button.primary"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    ann.click(&format!("{card} button.primary")).await;
     ann.page_until(
         "a failed verification says why",
         &format!(
@@ -366,11 +311,7 @@ async fn domains_page(site: &Website, ann: &Browser, size: &str) {
     ann.screenshot(&format!("console-domains-{size}")).await;
     assert_accessible(ann, "the domains page").await;
     site.dns.txt(&record[0], &record[2]);
-    ann.find(&format!("{card} button.primary"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    ann.click(&format!("{card} button.primary")).await;
     ann.page_until(
         "the domain is verified",
         &format!("document.querySelector(\"{card} .status\")?.textContent.startsWith('Verified')"),
@@ -424,29 +365,10 @@ async fn conversation(app: &TestApp, name: &str, text: &str) -> String {
 }
 
 async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
-    browser
-        .client
-        .goto(&format!("{}/app", app.address))
-        .await
-        .unwrap();
-    browser
-        .find("input[name=email]")
-        .await
-        .send_keys(email)
-        .await
-        .unwrap();
-    browser
-        .find("input[name=password]")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find("form.signin button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.open(&format!("{}/app", app.address)).await;
+    browser.type_into("input[name=email]", email).await;
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser.click("form.signin button[type=submit]").await;
     browser
         .page_until(
             "the console opens after signing in",
@@ -490,29 +412,10 @@ async fn an_admin_invites_an_agent_on_the_agents_page_and_the_link_signs_them_in
     set_password(app, &app.admin).await;
     let admin = Browser::sized(1440, 900).await;
     sign_in(&admin, app, "admin@example.com").await;
-    admin
-        .client
-        .goto(&format!("{}/app#/agents", app.address))
-        .await
-        .unwrap();
-    admin
-        .find("input[name=name]")
-        .await
-        .send_keys("Cy")
-        .await
-        .unwrap();
-    admin
-        .find("input[name=email]")
-        .await
-        .send_keys("cy@example.com")
-        .await
-        .unwrap();
-    admin
-        .find("form.inline-form button.primary")
-        .await
-        .click()
-        .await
-        .unwrap();
+    admin.open(&format!("{}/app#/agents", app.address)).await;
+    admin.type_into("input[name=name]", "Cy").await;
+    admin.type_into("input[name=email]", "cy@example.com").await;
+    admin.click("form.inline-form button.primary").await;
     admin
         .page_until(
             "the invitation link shows",
@@ -533,13 +436,10 @@ async fn an_admin_invites_an_agent_on_the_agents_page_and_the_link_signs_them_in
         .unwrap();
 
     let invited = Browser::sized(390, 844).await;
-    invited.client.goto(link.as_str().unwrap()).await.unwrap();
+    invited.open(link.as_str().unwrap()).await;
     invited
-        .find("input[name=password]")
-        .await
-        .send_keys("a long enough password\u{E007}")
-        .await
-        .unwrap();
+        .type_into("input[name=password]", "a long enough password\u{E007}")
+        .await;
     invited
         .page_until(
             "the invitation signs the agent in",
