@@ -55,7 +55,13 @@ pub async fn rebuild_one(pool: &PgPool, projector: &dyn Projector) -> anyhow::Re
     runtime::reset(pool, projector).await?;
     let mut conn = pool.acquire().await?.detach();
     if runtime::try_lead(&mut conn, projector).await? {
-        while runtime::catch_up(pool, &mut conn, projector, |n| bar.inc(n as u64)).await? > 0 {}
+        loop {
+            let applied = runtime::apply_batch(&mut conn, projector).await?;
+            if applied == 0 {
+                break;
+            }
+            bar.inc(applied as u64);
+        }
     } else {
         loop {
             let status = runtime::statuses(pool, &[projector.name()])

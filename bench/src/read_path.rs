@@ -108,7 +108,11 @@ pub async fn run(conversations: i64, messages: i64, requests: usize) -> anyhow::
         .await?;
     let mut conn = pool.acquire().await?.detach();
     let started = Instant::now();
-    while projections::runtime::catch_up(&pool, &mut conn, &inbox, drop).await? > 0 {}
+    loop {
+        if projections::runtime::apply_batch(&mut conn, &inbox).await? == 0 {
+            break;
+        }
+    }
     let projected = started.elapsed();
     let rate = events as f64 / projected.as_secs_f64();
     eprintln!("projected {events} events in {projected:.1?}: {rate:.0} events/s");

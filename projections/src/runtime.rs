@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::task::JoinSet;
 
 use crate::reader::{Cursor, StoredEvent, lag, read_after};
@@ -76,114 +76,22 @@ pub async fn apply_batch(
     projector: &dyn Projector,
 ) -> anyhow::Result<usize> {
     let mut tx = conn.begin().await?;
-    let checkpoint = lock_checkpoint(&mut tx, projector.name()).await?;
-    let events = read_after(&mut *tx, checkpoint, BATCH).await?;
-    if events.is_empty() {
-        return Ok(0);
-    }
-    commit_batch(tx, projector, &events).await?;
-    Ok(events.len())
-}
-
-/// Applies batches until the projector has caught up, reading each next batch on a second
-/// connection while the current one is applied: reading and decoding events then overlap
-/// with the writes instead of waiting for them, which is most of a rebuild's time.
-/// `progress` hears the size of each batch applied. Answers how many events it applied.
-///
-/// Exactly once still holds: each batch commits only if the checkpoint is where the previous
-/// batch left it (checked under `FOR UPDATE`), and a failure discards what was read ahead.
-pub async fn catch_up(
-    pool: &PgPool,
-    conn: &mut PgConnection,
-    projector: &dyn Projector,
-    mut progress: impl FnMut(usize),
-) -> anyhow::Result<usize> {
-    let start = checkpoint(pool, projector.name()).await?;
-    let (sender, mut batches) = tokio::sync::mpsc::channel(1);
-    let mut reader = pool.acquire().await?;
-    let _reading = AbortOnDrop(tokio::spawn(async move {
-        let mut after = start;
-        loop {
-            let read = read_after(&mut *reader, after, BATCH).await;
-            let more = match &read {
-                Ok(events) => events.last().map(StoredEvent::cursor),
-                Err(_) => None,
-            };
-            if sender.send(read).await.is_err() {
-                return;
-            }
-            match more {
-                Some(last) => after = last,
-                None => return,
-            }
-        }
-    }));
-    let mut expected = start;
-    let mut applied = 0;
-    let mut reported = Instant::now();
-    while let Some(read) = batches.recv().await {
-        let events = read?;
-        let Some(last) = events.last().map(StoredEvent::cursor) else {
-            break;
-        };
-        let mut tx = conn.begin().await?;
-        let at = lock_checkpoint(&mut tx, projector.name()).await?;
-        anyhow::ensure!(
-            at == expected,
-            "projector {}: its checkpoint moved from {expected} to {at} while it caught up",
-            projector.name()
-        );
-        commit_batch(tx, projector, &events).await?;
-        expected = last;
-        applied += events.len();
-        progress(events.len());
-        if reported.elapsed() >= LAG_REPORT_EVERY {
-            report_lag(conn, projector.name()).await?;
-            reported = Instant::now();
-        }
-        if events.len() < BATCH as usize {
-            break;
-        }
-    }
-    Ok(applied)
-}
-
-/// Ends the read-ahead task when the catch-up that started it ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The projector's checkpoint, locked until the transaction ends: one batch at a time, even
-/// if two instances both believed they led.
-async fn lock_checkpoint(
-    tx: &mut Transaction<'_, Postgres>,
-    name: &str,
-) -> Result<Cursor, sqlx::Error> {
-    sqlx::query_as(
+    let checkpoint: Cursor = sqlx::query_as(
         "select transaction_id::text::bigint as transaction_id, position
            from projector_checkpoints where name = $1 for update",
     )
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-/// Applies `events` and moves the checkpoint past them, in `tx`, and commits.
-async fn commit_batch(
-    mut tx: Transaction<'_, Postgres>,
-    projector: &dyn Projector,
-    events: &[StoredEvent],
-) -> anyhow::Result<()> {
-    let first = events[0].position;
-    let last = events[events.len() - 1].cursor();
-    projector.apply(&mut tx, events).await.map_err(|error| {
+    .bind(projector.name())
+    .fetch_one(&mut *tx)
+    .await?;
+    let events = read_after(&mut *tx, checkpoint, BATCH).await?;
+    let Some(last) = events.last().map(StoredEvent::cursor) else {
+        return Ok(0);
+    };
+    projector.apply(&mut tx, &events).await.map_err(|error| {
         error.context(format!(
-            "projector {} failed on the events from position {first} to {}",
+            "projector {} failed on the events from position {} to {}",
             projector.name(),
+            events[0].position,
             last.position
         ))
     })?;
@@ -199,7 +107,7 @@ async fn commit_batch(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(events.len())
 }
 
 /// Runs projectors in the background for as long as the set lives.
@@ -249,11 +157,7 @@ async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
     listener.listen("upzento_events").await?;
     let mut reported = Instant::now() - LAG_REPORT_EVERY;
     loop {
-        let mut applied = apply_batch(&mut conn, projector).await?;
-        if applied == BATCH as usize {
-            // Far behind (a start after downtime, a rebuild): read ahead while applying.
-            applied += catch_up(pool, &mut conn, projector, drop).await?;
-        }
+        let applied = apply_batch(&mut conn, projector).await?;
         // Counting the lag costs a scan of what is behind: not after every batch of a catch-up.
         if applied == 0 || reported.elapsed() >= LAG_REPORT_EVERY {
             report_lag(&mut conn, projector.name()).await?;
