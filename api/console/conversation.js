@@ -3,7 +3,7 @@
 
 import { api, isAdmin, isAuditor, query, session } from "./api.js";
 import { actorName, agentName, directory, teamName } from "./directory.js";
-import { announce, fill, field, h, select, when } from "./dom.js";
+import { announce, fill, field, h, keepFocus, select, when } from "./dom.js";
 import * as live from "./live.js";
 
 const WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -188,7 +188,7 @@ export function openConversation(pane, id, { back, changed }) {
     if (writer) sections.push(...actions(row));
     else sections.push(h("h3", {}, "Labels"), h("p", {}, row.labels.join(", ") || "None"));
     if (isAdmin() || isAuditor()) sections.push(h("p", {}, h("a", { href: `#/history/${id}` }, "Event history")));
-    fill(details, sections);
+    keepFocus(details, () => fill(details, sections));
   }
 
   function actions(row) {
@@ -217,6 +217,7 @@ export function openConversation(pane, id, { back, changed }) {
     addLabel.addEventListener("submit", (event) => {
       event.preventDefault();
       const label = newLabel.value.trim();
+      newLabel.value = "";
       if (label) act(`/conversations/${id}/labels`, { label }, `Label ${label} added`);
     });
     const labels = h(

@@ -93,3 +93,26 @@ export function announce(text) {
   const region = document.getElementById("announcer");
   if (region) region.textContent = text;
 }
+
+const focusable = "a, button, input, select, textarea, [tabindex]";
+
+/** What names a control across repaints: its id in a list, its name or its label. */
+function focusKey(element) {
+  return element.dataset?.id || element.getAttribute("name") || element.getAttribute("aria-label") || element.textContent;
+}
+
+/**
+ * Runs `repaint`, which rebuilds what is inside `container`, and puts the keyboard focus back
+ * on the control that had it, with what was being typed there: live updates must not throw
+ * a keyboard user out of the list or the form they are in, nor lose their words.
+ */
+export function keepFocus(container, repaint) {
+  const active = document.activeElement;
+  const key = active && active !== container && container.contains(active) ? focusKey(active) : null;
+  const typed = key !== null && (active.tagName === "TEXTAREA" || ["text", "search", "email", "password"].includes(active.type)) ? active.value : null;
+  repaint();
+  if (key === null) return;
+  const again = [...container.querySelectorAll(focusable)].find((element) => focusKey(element) === key);
+  if (again && typed !== null) again.value = typed;
+  again?.focus();
+}

@@ -4,7 +4,7 @@
 
 import { api, query } from "./api.js";
 import { agentName, directory, teamName } from "./directory.js";
-import { ago, fill, field, h, select, waited, when } from "./dom.js";
+import { ago, fill, field, h, keepFocus, select, waited, when } from "./dom.js";
 import * as live from "./live.js";
 import { openConversation } from "./conversation.js";
 
@@ -119,8 +119,8 @@ export async function render(main, params) {
 
   const stop = live.listen(onLive);
   const clock = setInterval(() => state.rows.length && paint(), 30000);
-  await Promise.all([load(false), api("GET", "/unread").then((counts) => onLive({ type: "unread", ...counts }))]);
   update(main, params);
+  await Promise.all([load(false), api("GET", "/unread").then((counts) => onLive({ type: "unread", ...counts }))]);
   return () => {
     stop();
     clearInterval(clock);
@@ -196,10 +196,12 @@ async function load(more) {
 function paint() {
   const { list, rows, more } = state;
   const openId = state.open?.id;
-  fill(
-    list,
-    rows.length === 0 ? h("li", { class: "none" }, "No conversations here.") : null,
-    rows.map((row) => h("li", {}, conversationButton(row, row.id === openId))),
+  keepFocus(list, () =>
+    fill(
+      list,
+      rows.length === 0 ? h("li", { class: "none" }, "No conversations here.") : null,
+      rows.map((row) => h("li", {}, conversationButton(row, row.id === openId))),
+    ),
   );
   more.hidden = !state.cursor;
 }

@@ -147,7 +147,17 @@ impl Browser {
         let script = format!("return !!({expression});");
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while self.client.execute(&script, vec![]).await.unwrap() != Value::Bool(true) {
-            assert!(tokio::time::Instant::now() < deadline, "in time: {what}");
+            if tokio::time::Instant::now() >= deadline {
+                let shown = self
+                    .client
+                    .execute("return document.body.innerText.slice(0, 3000)", vec![])
+                    .await
+                    .unwrap_or_default();
+                panic!(
+                    "not in time: {what}; the page shows:\n{}",
+                    shown.as_str().unwrap_or_default()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
