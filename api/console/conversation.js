@@ -146,13 +146,16 @@ export function openConversation(pane, id, { back, changed }) {
     const open = closes > Date.now();
     windowNotice.hidden = false;
     composer?.allowReply(open);
-    fill(
-      windowNotice,
-      open
-        ? h("p", {}, `WhatsApp's 24-hour window is open until ${new Date(closes).toLocaleString()}.`)
-        : h("p", {}, "WhatsApp's 24-hour window is closed: the contact can only be reached with an approved template."),
-      !open && writer ? templateForm() : null,
-    );
+    if (!view.windowText) {
+      // Built once: a repaint must not lose a template being typed.
+      view.windowText = h("p", {});
+      view.template = writer ? templateForm() : null;
+      fill(windowNotice, view.windowText, view.template);
+    }
+    view.windowText.textContent = open
+      ? `WhatsApp's 24-hour window is open until ${new Date(closes).toLocaleString()}.`
+      : "WhatsApp's 24-hour window is closed: the contact can only be reached with an approved template.";
+    if (view.template) view.template.hidden = open;
   }
 
   function templateForm() {
@@ -163,7 +166,7 @@ export function openConversation(pane, id, { back, changed }) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const body = { name: name.value.trim(), language: language.value.trim(), parameters: parameters.value.split("\n").map((p) => p.trim()).filter(Boolean) };
-      act(`/conversations/${id}/whatsapp/templates`, body, "Template sent");
+      act(`/conversations/${id}/whatsapp/templates`, body, "Template sent").then(() => error.textContent || form.reset());
     });
     return form;
   }

@@ -334,7 +334,7 @@ async fn domains_page(site: &Website, ann: &Browser, size: &str) {
     );
 }
 
-async fn set_password(app: &TestApp, agent: &Caller) {
+pub async fn set_password(app: &TestApp, agent: &Caller) {
     let answer = app
         .call(
             &app.admin,
@@ -364,7 +364,7 @@ async fn conversation(app: &TestApp, name: &str, text: &str) -> String {
     id
 }
 
-async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
+pub async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
     browser.open(&format!("{}/app", app.address)).await;
     browser.type_into("input[name=email]", email).await;
     browser.type_into("input[name=password]", PASSWORD).await;

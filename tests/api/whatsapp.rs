@@ -16,6 +16,8 @@ use domain::conversation::{Contact, Conversation, ConversationCommand, Source};
 use domain::ids::{ConversationId, TenantId, WidgetId};
 use serde_json::{Value, json};
 
+use crate::chromium::Browser;
+use crate::console::{set_password, sign_in};
 use crate::graph_stand_in::{GraphStandIn, Signature, deliver};
 use crate::helpers::{
     Server, TestApp, database_url, free_port, fresh_database, pool, serve_args, spawn_app_with,
@@ -1070,4 +1072,65 @@ async fn rebuilding_the_outbox_projector_sends_nothing_twice() {
         .map(|r| r.body["text"]["body"].clone())
         .collect();
     assert_eq!(bodies, [json!("First"), json!("Second")]);
+}
+
+#[tokio::test]
+async fn the_console_shows_the_24_hour_window_and_sends_a_template_outside_it() {
+    let setup = setup().await;
+    let app = &setup.app;
+    // The sample was sent in 2025: the window is closed.
+    post(&setup, &fixture("webhook-text.json")).await;
+    let conversation = whatsapp_conversation(app, SHEENA, 1).await;
+    let id = conversation["id"].as_str().unwrap();
+    set_password(app, &app.admin).await;
+    let browser = Browser::sized(1440, 900).await;
+    sign_in(&browser, app, "admin@example.com").await;
+    browser
+        .open(&format!("{}/app#/inbox/c/{id}", app.address))
+        .await;
+    browser
+        .page_until(
+            "the closed window shows, with the template form",
+            "document.querySelector('.window-notice')?.textContent.includes('window is closed') \
+             && document.querySelector('form.template')",
+        )
+        .await;
+    browser
+        .page_until(
+            "replies are off, notes stay on",
+            "document.querySelector('.composer input[value=reply]').disabled \
+             && document.querySelector('.composer input[value=note]').checked",
+        )
+        .await;
+    browser
+        .type_into("form.template input[name=template]", "order_follow_up")
+        .await;
+    browser
+        .type_into("form.template textarea[name=parameters]", "Sheena\n#4521")
+        .await;
+    browser.click("form.template button[type=submit]").await;
+    // Opening the conversation marked it read: a read receipt went first.
+    let received = setup.graph.wait_for(2).await;
+    assert_eq!(received[0].body["status"], "read");
+    assert_eq!(received[1].body, fixture("send-template-request.json"));
+    browser
+        .page_until(
+            "the template shows in the timeline as sent",
+            "[...document.querySelectorAll('.msg.outgoing')].some(m => \
+               m.querySelector('.msg-text').textContent === '[template order_follow_up (en_US)] Sheena #4521' \
+               && m.querySelector('.ticks').dataset.status === 'sent')",
+        )
+        .await;
+
+    // The contact writes again: the window opens, and so do replies.
+    let mut again = fresh("webhook-text.json");
+    again["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = json!("wamid.again");
+    post(&setup, &again).await;
+    browser
+        .page_until(
+            "the open window shows",
+            "document.querySelector('.window-notice')?.textContent.includes('window is open until') \
+             && !document.querySelector('.composer input[value=reply]').disabled",
+        )
+        .await;
 }
