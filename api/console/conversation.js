@@ -8,6 +8,8 @@ import * as live from "./live.js";
 
 const WINDOW_MS = 24 * 60 * 60 * 1000;
 const TYPING_MS = 6000;
+/** The server renews viewing every 15 s; one not renewed for 45 s ended with its instance. */
+const VIEWING_MS = 45000;
 const SOURCES = { web: "Website", whatsapp: "WhatsApp", api: "API" };
 const TICKS = {
   pending: ["…", "Sending"],
@@ -30,7 +32,7 @@ export function openConversation(pane, id, { back, changed }) {
     hasEarlier: false,
     position: null,
     typing: new Map(),
-    viewers: new Set(),
+    viewers: new Map(),
     timer: null,
     closed: false,
   };
@@ -59,6 +61,7 @@ export function openConversation(pane, id, { back, changed }) {
     ),
   );
   live.setViewing(id, true);
+  const expiry = setInterval(() => view.row && paintPresence(), VIEWING_MS / 3);
   refresh({ markRead: true });
 
   async function refresh({ markRead = false } = {}) {
@@ -125,7 +128,9 @@ export function openConversation(pane, id, { back, changed }) {
   function paintPresence() {
     const now = Date.now();
     const typing = [...view.typing.entries()].filter(([, until]) => until > now).map(([who]) => (who === "visitor" ? "The contact" : agentName(who)));
-    const viewers = [...view.viewers].filter((agent) => agent !== session.agent.id).map(agentName);
+    const viewers = [...view.viewers.entries()]
+      .filter(([agent, seen]) => agent !== session.agent.id && now - seen < VIEWING_MS)
+      .map(([agent]) => agentName(agent));
     presence.textContent = [
       typing.length ? `${typing.join(", ")} ${typing.length > 1 ? "are" : "is"} typing…` : "",
       viewers.length ? `Also viewing: ${viewers.join(", ")}` : "",
@@ -342,7 +347,7 @@ export function openConversation(pane, id, { back, changed }) {
       } else view.typing.delete(who);
       if (view.row) paintPresence();
     } else if (message.type === "viewing") {
-      if (message.on) view.viewers.add(message.agent_id);
+      if (message.on) view.viewers.set(message.agent_id, Date.now());
       else view.viewers.delete(message.agent_id);
       if (view.row) paintPresence();
     }
@@ -354,6 +359,7 @@ export function openConversation(pane, id, { back, changed }) {
     close() {
       view.closed = true;
       clearTimeout(view.timer);
+      clearInterval(expiry);
       live.setViewing(id, false);
     },
   };
