@@ -440,20 +440,8 @@ pub async fn add_team_member(
     team: TeamId,
     agent: AgentId,
 ) -> Result<Team, TenancyError> {
-    if !team_exists(pool, tenant, team).await? {
-        return Err(TenancyError::TeamNotFound);
-    }
-    if !agent_exists(pool, tenant, agent).await? {
-        return Err(TenancyError::AgentNotFound);
-    }
-    sqlx::query(
-        "insert into team_members (team_id, agent_id) values ($1, $2) on conflict do nothing",
-    )
-    .bind(team.as_uuid())
-    .bind(agent.as_uuid())
-    .execute(pool)
-    .await?;
-    team_of(pool, tenant, team).await
+    let add = "insert into team_members (team_id, agent_id) values ($1, $2) on conflict do nothing";
+    change_members(pool, (tenant, team, agent), add, true).await
 }
 
 /// Takes an agent off a team of the tenant; removing a non-member is harmless.
@@ -463,10 +451,25 @@ pub async fn remove_team_member(
     team: TeamId,
     agent: AgentId,
 ) -> Result<Team, TenancyError> {
+    let remove = "delete from team_members where team_id = $1 and agent_id = $2";
+    change_members(pool, (tenant, team, agent), remove, false).await
+}
+
+/// Runs `statement` (`$1` the team, `$2` the agent) on a team of the tenant and answers the
+/// team; the agent must belong to the tenant when `agent_must_exist`.
+async fn change_members(
+    pool: &PgPool,
+    (tenant, team, agent): (TenantId, TeamId, AgentId),
+    statement: &str,
+    agent_must_exist: bool,
+) -> Result<Team, TenancyError> {
     if !team_exists(pool, tenant, team).await? {
         return Err(TenancyError::TeamNotFound);
     }
-    sqlx::query("delete from team_members where team_id = $1 and agent_id = $2")
+    if agent_must_exist && !agent_exists(pool, tenant, agent).await? {
+        return Err(TenancyError::AgentNotFound);
+    }
+    sqlx::query(statement)
         .bind(team.as_uuid())
         .bind(agent.as_uuid())
         .execute(pool)
