@@ -309,15 +309,7 @@ async fn activity_pages_back_by_seq_and_refuses_bad_parameters_by_name() {
     let got = app.get(admin, "/conversations/nope/activity").await;
     assert_eq!(got.problem(400, "invalid_id").as_deref(), Some("id"));
 
-    let document: Value = app
-        .client
-        .get(format!("{}/api/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = app.openapi().await;
     let operation = &document["paths"]["/api/v1/conversations/{id}/activity"]["get"];
     let parameters: Vec<&str> = operation["parameters"]
         .as_array()

@@ -100,15 +100,7 @@ async fn an_auditor_can_read_and_is_refused_on_every_write_endpoint() {
     // otherwise (a visitor's session, a channel's signed webhook) have no roles; nor do the
     // sign-in routes, which take no credential (login, accepting an invitation) or end the
     // caller's own console session (logout, which auditors may do too).
-    let document: Value = app
-        .client
-        .get(format!("{}/api/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = app.openapi().await;
     let mut writes = Vec::new();
     for (template, operations) in document["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {

@@ -247,6 +247,20 @@ impl TestApp {
         answer(request.send().await.expect("the server answers")).await
     }
 
+    /// The OpenAPI document the server serves.
+    pub async fn openapi(&self) -> Value {
+        let url = format!("{}/api/openapi.json", self.address);
+        answer(
+            self.client
+                .get(url)
+                .send()
+                .await
+                .expect("the server answers"),
+        )
+        .await
+        .expect(200)
+    }
+
     /// GET as `caller`.
     pub async fn get(&self, caller: &Caller, path: &str) -> Answer {
         self.call(caller, Method::GET, path, None).await

@@ -79,15 +79,7 @@ async fn metrics_count_requests_and_commands() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_write_endpoint() {
     let app = spawn_app().await;
-    let document = answer(
-        app.client
-            .get(format!("{}/api/openapi.json", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .expect(200);
+    let document = app.openapi().await;
     let paths = document["paths"].as_object().expect("paths");
     for (path, method) in [
         ("/api/v1/agents", "post"),

@@ -1025,12 +1025,7 @@ async fn a_deleted_channel_stops_answering_its_webhook() {
 #[tokio::test]
 async fn the_openapi_document_describes_the_whatsapp_endpoints() {
     let setup = setup().await;
-    let document: Value = reqwest::get(format!("{}/api/openapi.json", setup.app.address))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = setup.app.openapi().await;
     for (path, method) in [
         ("/api/v1/whatsapp/channels", "post"),
         ("/api/v1/whatsapp/channels", "get"),
