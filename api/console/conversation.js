@@ -2,7 +2,7 @@
 // delivery ticks, who is typing or viewing, the composer, and the actions beside it.
 
 import { api, isAdmin, isAuditor, query, session } from "./api.js";
-import { actorName, agentName, directory, teamName } from "./directory.js";
+import { actorName, agentName, contactName, directory, SOURCES, STATUSES, teamName } from "./directory.js";
 import { announce, fill, field, h, keepFocus, select, when } from "./dom.js";
 import * as live from "./live.js";
 
@@ -10,7 +10,16 @@ const WINDOW_MS = 24 * 60 * 60 * 1000;
 const TYPING_MS = 6000;
 /** The server renews viewing every 15 s; one not renewed for 45 s ended with its instance. */
 const VIEWING_MS = 45000;
-const SOURCES = { web: "Website", whatsapp: "WhatsApp", api: "API" };
+/** The events that are activity lines (docs/realtime.md): only they make the lines stale. */
+const LINE_EVENTS = new Set([
+  "ConversationStarted",
+  "WhatsappContactLinked",
+  "ConversationAssigned",
+  "ConversationUnassigned",
+  "ConversationStatusChanged",
+  "LabelAdded",
+  "LabelRemoved",
+]);
 const TICKS = {
   pending: ["…", "Sending"],
   sent: ["✓", "Sent"],
@@ -28,7 +37,7 @@ export function openConversation(pane, id, { back, changed }) {
     id,
     row: null,
     messages: new Map(),
-    activity: [],
+    activity: null,
     hasEarlier: false,
     position: null,
     typing: new Map(),
@@ -70,14 +79,14 @@ export function openConversation(pane, id, { back, changed }) {
       const [row, page, activity] = await Promise.all([
         api("GET", `/conversations/${id}${at}`),
         api("GET", `/conversations/${id}/messages${query({ limit: 50, min_position: view.position })}`),
-        api("GET", `/conversations/${id}/activity`),
+        view.activity ? null : api("GET", `/conversations/${id}/activity`),
       ]);
       if (view.closed) return;
       const fresh = page.data.filter((m) => !view.messages.has(m.id));
       if (view.messages.size === 0) view.hasEarlier = page.data.length === 50;
       for (const message of page.data) view.messages.set(message.id, message);
       view.row = row;
-      view.activity = activity.data;
+      view.activity = activity?.data ?? view.activity;
       error.textContent = "";
       paint();
       const incoming = fresh.filter((m) => m.direction === "incoming");
@@ -208,7 +217,7 @@ export function openConversation(pane, id, { back, changed }) {
     team.addEventListener("change", assign);
     const mine = h("button", { type: "button", disabled: row.assignee_id === session.agent.id, onclick: () => { agent.value = session.agent.id; assign(); } }, "Assign to me");
 
-    const status = select({ name: "status" }, [["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"], ["snoozed", "Snoozed"]], row.status);
+    const status = select({ name: "status" }, STATUSES, row.status);
     const until = h("input", { type: "datetime-local", name: "snoozed_until", value: localInput(row.snoozed_until ?? new Date(Date.now() + 3600000).toISOString()) });
     const snooze = h("div", { class: "snooze", hidden: status.value !== "snoozed" }, field("Snooze until", until), h("button", { type: "button", onclick: () => act(`/conversations/${id}/status`, { status: "snoozed", snoozed_until: new Date(until.value).toISOString() }, "Snoozed") }, "Snooze"));
     status.addEventListener("change", () => {
@@ -334,6 +343,7 @@ export function openConversation(pane, id, { back, changed }) {
     if (message.conversation_id !== id) return;
     if (message.type === "event") {
       view.position = Math.max(view.position ?? 0, message.position);
+      if (LINE_EVENTS.has(message.event_type)) view.activity = null;
       if (view.timer) return;
       view.timer = setTimeout(() => {
         view.timer = null;
@@ -363,10 +373,6 @@ export function openConversation(pane, id, { back, changed }) {
       live.setViewing(id, false);
     },
   };
-}
-
-function contactName(row) {
-  return row.contact_name || row.contact_email || row.contact_phone || "Anonymous visitor";
 }
 
 function localInput(iso) {

@@ -1,9 +1,26 @@
 // The tenant's agents and teams, loaded once per sign-in and refreshed by the pages that
-// change them: the inbox and the conversation view show names, not ids.
+// change them: the inbox and the conversation view show names, not ids. Also the names the
+// console gives channels, statuses and contacts, so every page says them the same way.
 
 import { api } from "./api.js";
 
 export const directory = { agents: [], teams: [] };
+
+/** A conversation's channel, by its `source`. */
+export const SOURCES = { web: "Website", whatsapp: "WhatsApp", api: "API" };
+
+/** The workflow statuses, in the order the console offers them. */
+export const STATUSES = [
+  ["open", "Open"],
+  ["pending", "Pending"],
+  ["resolved", "Resolved"],
+  ["snoozed", "Snoozed"],
+];
+
+/** What to call a conversation's contact: the best of what they told us. */
+export function contactName(row) {
+  return row.contact_name || row.contact_email || row.contact_phone || "Anonymous visitor";
+}
 
 /** Loads (or reloads) the agents and teams. */
 export async function loadDirectory() {

@@ -3,7 +3,7 @@
 // its place). Every change arrives over the WebSocket and refreshes what it touches.
 
 import { api, query } from "./api.js";
-import { agentName, directory, teamName } from "./directory.js";
+import { agentName, contactName, directory, SOURCES, STATUSES, teamName } from "./directory.js";
 import { ago, fill, field, h, keepFocus, select, waited, when } from "./dom.js";
 import * as live from "./live.js";
 import { openConversation } from "./conversation.js";
@@ -14,13 +14,6 @@ const VIEWS = [
   ["unassigned", "Unassigned"],
   ["all", "All"],
 ];
-const STATUSES = [
-  ["open", "Open"],
-  ["pending", "Pending"],
-  ["resolved", "Resolved"],
-  ["snoozed", "Snoozed"],
-];
-export const SOURCES = { web: "Website", whatsapp: "WhatsApp", api: "API" };
 
 /** What the list shows; kept while the agent moves between pages. */
 const filters = { view: "all", status: "open", source: "", team: "", label: "", q: "", sort: "last_activity" };
@@ -207,7 +200,6 @@ function paint() {
 }
 
 function conversationButton(row, current) {
-  const contact = row.contact_name || row.contact_email || row.contact_phone || "Anonymous visitor";
   const assignee = row.assignee_id ? agentName(row.assignee_id) : row.team_id ? teamName(row.team_id) : "Unassigned";
   return h(
     "a",
@@ -218,7 +210,7 @@ function conversationButton(row, current) {
       "aria-current": current ? "true" : false,
     },
     h("span", { class: `source source-${row.source}`, title: SOURCES[row.source] }, h("span", { class: "sr-only" }, `${SOURCES[row.source]}: `), row.source === "whatsapp" ? "WA" : row.source === "web" ? "Web" : "API"),
-    h("span", { class: "contact" }, contact),
+    h("span", { class: "contact" }, contactName(row)),
     h("time", { class: "time", datetime: row.last_activity_at, title: when(row.last_activity_at) }, ago(row.last_activity_at)),
     h("span", { class: "preview" }, row.last_message_preview ?? "No messages yet"),
     h(

@@ -217,10 +217,25 @@ async fn console_at(width: u32, height: u32, size: &str) {
             .expect(200)["assignee_id"],
         bea.agent_id.as_str()
     );
+    // A reply sent after the note reaches the widget; the note, sent before it, never does.
+    app.post(
+        &bea,
+        &format!("/conversations/{id}/messages"),
+        json!({"content": "One more thing", "message_type": "outgoing"}),
+    )
+    .await
+    .expect(201);
+    visitor
+        .until(
+            "the later reply reaches the widget",
+            "[...root.querySelectorAll('.msg')].some(m => m.textContent === 'One more thing')",
+        )
+        .await;
     visitor
         .until(
             "the note never reaches the visitor",
-            "root.querySelectorAll('.msg').length === 2",
+            "root.querySelectorAll('.msg').length === 3 \
+             && ![...root.querySelectorAll('.msg')].some(m => m.textContent.includes('Check the order'))",
         )
         .await;
 

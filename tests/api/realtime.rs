@@ -360,16 +360,7 @@ async fn a_visitor_sees_only_their_own_conversation_and_typing_crosses_instances
 async fn agents_see_who_else_is_viewing_and_visitors_see_whether_anyone_is_online() {
     let site = website(json!({"offline_message": "We are away"})).await;
     let app = &site.app;
-    let before = site
-        .visitor_call(
-            Method::POST,
-            "/sessions",
-            Some(&site.origin()),
-            None,
-            Some(json!({})),
-        )
-        .await
-        .expect(200);
+    let before = site.start_session().await.expect(200);
     assert_eq!(before["agents_online"], false);
 
     let colleague = app
@@ -397,16 +388,7 @@ async fn agents_see_who_else_is_viewing_and_visitors_see_whether_anyone_is_onlin
 
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let session = site
-            .visitor_call(
-                Method::POST,
-                "/sessions",
-                Some(&site.origin()),
-                None,
-                Some(json!({})),
-            )
-            .await
-            .expect(200);
+        let session = site.start_session().await.expect(200);
         if session["agents_online"] == true {
             break;
         }

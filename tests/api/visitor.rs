@@ -21,15 +21,7 @@ async fn inbox(site: &Website, position: &Value) -> Value {
 #[tokio::test]
 async fn a_session_starts_only_from_a_verified_domain_of_a_live_widget() {
     let site = website(json!({"pre_chat_form": true, "greeting_title": "Hi there"})).await;
-    let session = site
-        .visitor_call(
-            Method::POST,
-            "/sessions",
-            Some(&site.origin()),
-            None,
-            Some(json!({})),
-        )
-        .await;
+    let session = site.start_session().await;
     assert_eq!(
         session.headers["access-control-allow-origin"],
         site.origin().as_str()

@@ -88,18 +88,21 @@ impl Website {
         answer(request.send().await.expect("the server answers")).await
     }
 
+    /// `POST /sessions` from the site, as the widget starts a visitor's session.
+    pub async fn start_session(&self) -> Answer {
+        self.visitor_call(
+            Method::POST,
+            "/sessions",
+            Some(&self.origin()),
+            None,
+            Some(json!({})),
+        )
+        .await
+    }
+
     /// A new visitor's session from the site.
     pub async fn visitor(&self) -> Visitor<'_> {
-        let session = self
-            .visitor_call(
-                Method::POST,
-                "/sessions",
-                Some(&self.origin()),
-                None,
-                Some(json!({})),
-            )
-            .await
-            .expect(200);
+        let session = self.start_session().await.expect(200);
         Visitor {
             site: self,
             token: session["token"].as_str().unwrap().to_owned(),
