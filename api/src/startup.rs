@@ -137,7 +137,6 @@ pub fn state(
     bound: SocketAddr,
     closing: watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
-    tokio::task::spawn_blocking(commands::sign_in::prepare);
     let store = EventStore::new(pool.clone());
     let proofs = NetworkProofs::new(ProofSettings {
         resolver: args.dns_resolver,

@@ -6,7 +6,6 @@
 //! blocking pool, never on a runtime thread. Invitation tokens, like API tokens and session
 //! secrets, are 32 random bytes stored only as their SHA-256.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,18 +24,12 @@ use crate::tenancy::{self, IDENTITY_COLUMNS, Identity, TenancyError, hash_token,
 /// How long an invitation can be accepted.
 pub const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// A hash of a password nobody knows, with the same parameters as real ones. A sign-in for
-/// an address without a password verifies against it, so it takes as long as a wrong
-/// password does and its timing does not tell whether the address exists.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_blocking(&random_secret()).expect("hashing with the default parameters works")
-});
-
-/// Computes the dummy hash now, so that the first sign-in for an unknown address does not
-/// take the time of two hashes. Blocking: run it on the blocking pool.
-pub fn prepare() {
-    LazyLock::force(&DUMMY_HASH);
-}
+/// A hash of a password nobody knows (64 random hex characters, thrown away), with the same
+/// parameters as real ones. A sign-in for an address without a password verifies against
+/// it, so it takes as long as a wrong password does and its timing does not tell whether the
+/// address exists. A constant, so that nothing is hashed at start-up; the test
+/// `the_dummy_hash_costs_what_a_real_one_does` keeps its parameters equal to the defaults.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$DWb+YEOVhDAPK11FqXqLAA$PCHjy7CxWx+IIiQUzqkTR4aiVTXCNrc1/HQIZdCjJV0";
 
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
@@ -120,7 +113,7 @@ pub async fn sign_in(
             .filter_map(|c| c.password_hash.map(|hash| (c.identity, hash)))
             .collect();
         if with_hash.is_empty() {
-            verify_blocking(&password, &DUMMY_HASH);
+            verify_blocking(&password, DUMMY_HASH);
         }
         with_hash
             .into_iter()
@@ -232,4 +225,21 @@ pub async fn accept_invitation(
         .await?
         .ok_or(TenancyError::NoSuchAgent)?;
     Ok((identity, session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let dummy = PasswordHash::new(DUMMY_HASH).expect("the dummy hash is a PHC string");
+        let real_hash = hash_blocking("a password of an agent").unwrap();
+        let real = PasswordHash::new(&real_hash).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert!(!verify_blocking("a password of an agent", DUMMY_HASH));
+    }
 }
