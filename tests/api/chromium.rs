@@ -190,11 +190,14 @@ impl Browser {
     /// The serious and critical accessibility violations axe-core finds in the page, as
     /// `rule: nodes` lines. axe-core comes from npm (`tests/browser/package.json`).
     pub async fn accessibility_violations(&self) -> Vec<String> {
-        let axe = std::fs::read_to_string(
-            workspace_root().join("tests/browser/node_modules/axe-core/axe.min.js"),
-        )
-        .expect("axe-core is installed (`npm ci --prefix tests/browser`, done by .ci/run)");
-        self.client.execute(&axe, vec![]).await.unwrap();
+        static AXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let axe = AXE.get_or_init(|| {
+            std::fs::read_to_string(
+                workspace_root().join("tests/browser/node_modules/axe-core/axe.min.js"),
+            )
+            .expect("axe-core is installed (`npm ci --prefix tests/browser`, done by .ci/run)")
+        });
+        self.client.execute(axe, vec![]).await.unwrap();
         let found = self
             .client
             .execute_async(
