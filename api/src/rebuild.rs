@@ -43,7 +43,8 @@ pub async fn rebuild(pool: &PgPool, name: Option<&str>) -> anyhow::Result<()> {
 }
 
 /// Empties the projector's tables, then applies every event again: here, when no server
-/// leads the projector, or by watching the leading server do it.
+/// leads the projector (its secondary indexes built once at the end), or by watching the
+/// leading server do it.
 pub async fn rebuild_one(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
     let total: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(pool)
@@ -52,17 +53,8 @@ pub async fn rebuild_one(pool: &PgPool, projector: &dyn Projector) -> anyhow::Re
         "{msg} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
     )?);
     bar.set_message(projector.name());
-    runtime::reset(pool, projector).await?;
-    let mut conn = pool.acquire().await?.detach();
-    if runtime::try_lead(&mut conn, projector).await? {
-        loop {
-            let applied = runtime::apply_batch(&mut conn, projector).await?;
-            if applied == 0 {
-                break;
-            }
-            bar.inc(applied as u64);
-        }
-    } else {
+    if !projections::rebuild::rebuild(pool, projector, |applied| bar.inc(applied as u64)).await? {
+        runtime::reset(pool, projector).await?;
         loop {
             let status = runtime::statuses(pool, &[projector.name()])
                 .await?

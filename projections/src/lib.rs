@@ -3,6 +3,8 @@
 //! - [`reader`]: the one gap-free reader of the global event order (DESIGN.md, decision 2).
 //! - [`runtime`]: runs projectors durably: checkpoint in the same transaction as the rows,
 //!   one instance per projector across servers (advisory lock), lag made visible.
+//! - [`rebuild`]: rebuilding a projector's read models, its secondary indexes built once at
+//!   the end.
 //! - [`inbox`]: the inbox projector (conversation list, messages and delivery status, read
 //!   markers, maintained counters).
 //! - [`queries`]: what the query API reads from those tables.
@@ -20,6 +22,7 @@ pub mod feed;
 pub mod inbox;
 pub mod queries;
 pub mod reader;
+pub mod rebuild;
 pub mod runtime;
 pub mod tail;
 pub mod whatsapp;

@@ -62,7 +62,7 @@ fn lock_key(name: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
-async fn ensure_checkpoint(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn ensure_checkpoint(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
     sqlx::query("insert into projector_checkpoints (name) values ($1) on conflict do nothing")
         .bind(name)
         .execute(pool)
@@ -153,6 +153,7 @@ async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tracing::info!(projector = projector.name(), "projector leading");
+    crate::rebuild::restore_indexes(&mut conn, projector.name()).await?;
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen("upzento_events").await?;
     let mut reported = Instant::now() - LAG_REPORT_EVERY;
@@ -181,7 +182,10 @@ async fn report_lag(conn: &mut PgConnection, name: &'static str) -> Result<(), s
     Ok(())
 }
 
-async fn status_of(conn: &mut PgConnection, name: &str) -> Result<ProjectorStatus, sqlx::Error> {
+pub(crate) async fn status_of(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<ProjectorStatus, sqlx::Error> {
     let (cursor, events_applied): (Cursor, i64) = sqlx::query_as::<_, (i64, i64, i64)>(
         "select transaction_id::text::bigint, position, events_applied
            from projector_checkpoints where name = $1",
@@ -252,6 +256,16 @@ pub async fn has_reached(pool: &PgPool, name: &str, position: i64) -> Result<boo
 pub async fn reset(pool: &PgPool, projector: &dyn Projector) -> Result<(), sqlx::Error> {
     ensure_checkpoint(pool, projector.name()).await?;
     let mut tx = pool.begin().await?;
+    empty_tables(&mut tx, projector).await?;
+    tx.commit().await
+}
+
+/// Inside the caller's transaction: empties the projector's tables and moves its checkpoint
+/// back before the first event.
+pub(crate) async fn empty_tables(
+    tx: &mut PgConnection,
+    projector: &dyn Projector,
+) -> Result<(), sqlx::Error> {
     sqlx::query("select 1 from projector_checkpoints where name = $1 for update")
         .bind(projector.name())
         .execute(&mut *tx)
@@ -267,8 +281,8 @@ pub async fn reset(pool: &PgPool, projector: &dyn Projector) -> Result<(), sqlx:
     )
     .bind(projector.name())
     .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    .await
+    .map(drop)
 }
 
 /// Tries to take the projector's lock on `conn`; false when another instance leads.

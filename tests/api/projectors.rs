@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::join_all;
+use projections::runtime::Projector;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -337,11 +338,8 @@ async fn dump(pool: &PgPool) -> Vec<Value> {
     rows
 }
 
-#[tokio::test]
-async fn a_rebuild_gives_the_same_rows_row_for_row() {
-    let shared = SharedDatabase::new().await;
-    let (pool, admin, url) = (&shared.pool, &shared.caller, &shared.url);
-    let (server, base) = shared.serve().await;
+/// Conversations with messages, replies, delivery, reads, assignments, labels and statuses.
+async fn varied_conversations(base: &str, admin: &Caller) {
     let client = reqwest::Client::new();
     let call = |path: String, body: Value| {
         let request = client
@@ -358,10 +356,10 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
         }
     };
     for n in 0..6 {
-        let conversation = new_conversation(&client, &base, admin).await;
+        let conversation = new_conversation(&client, base, admin).await;
         let c = format!("/conversations/{conversation}");
         for m in 0..n {
-            post_message(&client, &base, admin, &conversation, m)
+            post_message(&client, base, admin, &conversation, m)
                 .await
                 .unwrap();
         }
@@ -395,12 +393,33 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
             call(format!("{c}/labels"), json!({"label": "vip"})).await;
             call(format!("{c}/status"), json!({"status": "pending"})).await;
         }
-        post_message(&client, &base, admin, &conversation, 99)
+        post_message(&client, base, admin, &conversation, 99)
             .await
             .unwrap();
     }
+}
+
+/// The definition of every index on the inbox projector's tables, sorted.
+async fn inbox_indexes(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select indexdef from pg_indexes
+          where tablename = any($1) order by indexname",
+    )
+    .bind(projections::inbox::Inbox.tables())
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_rebuild_gives_the_same_rows_row_for_row() {
+    let shared = SharedDatabase::new().await;
+    let (pool, admin, url) = (&shared.pool, &shared.caller, &shared.url);
+    let (server, base) = shared.serve().await;
+    varied_conversations(&base, admin).await;
     caught_up(pool).await;
     let before = dump(pool).await;
+    let indexes = inbox_indexes(pool).await;
 
     // While a server leads the projector, the rebuild is done by it and watched from here.
     let watched = std::process::Command::new(BINARY)
@@ -429,6 +448,11 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
         String::from_utf8_lossy(&alone.stderr)
     );
     assert_eq!(dump(pool).await, before, "rebuilt by the command");
+    assert_eq!(
+        inbox_indexes(pool).await,
+        indexes,
+        "the indexes the command dropped while it rebuilt are back"
+    );
 
     let status = std::process::Command::new(BINARY)
         .args(["projections", "status"])
@@ -441,4 +465,57 @@ async fn a_rebuild_gives_the_same_rows_row_for_row() {
             .any(|l| l.starts_with("inbox") && l.trim_end().ends_with("0.0")),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_rebuild_killed_half_way_gets_its_indexes_back_from_the_next_leader() {
+    let shared = SharedDatabase::new().await;
+    let (pool, admin, url) = (&shared.pool, &shared.caller, &shared.url);
+    let (server, base) = shared.serve().await;
+    varied_conversations(&base, admin).await;
+    let before = inbox_indexes(pool).await;
+    // A transaction left open elsewhere holds back every event written after it began,
+    // so the rebuild below applies what comes before and then waits.
+    let mut open = pool.begin().await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    varied_conversations(&base, admin).await;
+    assert!(server.terminate().success());
+
+    let rebuild = Server::start(&["projections", "rebuild", "inbox"], Some(url));
+    let mut waiting = false;
+    for _ in 0..600 {
+        let status = projections::runtime::statuses(pool, &["inbox"])
+            .await
+            .unwrap();
+        let deferred: i64 = sqlx::query_scalar(
+            "select count(*) from projector_deferred_indexes where projector = 'inbox'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if deferred > 0 && status[0].events_applied > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        waiting,
+        "the rebuild dropped the indexes and applied the early events"
+    );
+    drop(rebuild);
+    open.commit().await.unwrap();
+    let after_kill = inbox_indexes(pool).await;
+
+    let (_server, _) = shared.serve().await;
+    caught_up(pool).await;
+    assert!(
+        after_kill.len() < before.len(),
+        "the killed rebuild had dropped indexes: {after_kill:?}"
+    );
+    assert_eq!(inbox_indexes(pool).await, before, "every index is back");
+    assert_projected_exactly_once(pool).await;
 }
