@@ -13,6 +13,7 @@ use commands::store::EventStore;
 use commands::tenancy::TokenCache;
 use commands::whatsapp::secrets::SecretBox;
 use commands::whatsapp::{GraphSettings, Whatsapp};
+use domain::conversation::Conversation;
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
 use projections::runtime::Projectors;
@@ -37,6 +38,10 @@ use crate::{routes, telemetry};
 /// Events between two snapshots of a conversation. Snapshots make a long conversation cost
 /// about what a short one costs to command; more often would make every write heavier.
 const CONVERSATION_SNAPSHOT_EVERY: usize = 100;
+/// Memory for conversations kept between commands (by their own estimate), and how long an
+/// idle one stays: a conversation in use commands without reading the store.
+const REMEMBERED_CONVERSATION_BYTES: u64 = 64 * 1024 * 1024;
+const REMEMBERED_CONVERSATION_IDLE: Duration = Duration::from_secs(600);
 /// How long a token lookup is remembered.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 /// How long a widget's admission (enabled, verified hosts) is reused: disabling a widget or
@@ -145,11 +150,13 @@ pub fn state(
         allow_private_targets: args.allow_private_proof_targets,
     })
     .context("could not set up the DNS resolver for domain verification")?;
-    let conversations = Arc::new(CommandBus::new(
-        store.clone(),
-        (),
-        CONVERSATION_SNAPSHOT_EVERY,
-    ));
+    let conversations = Arc::new(
+        CommandBus::new(store.clone(), (), CONVERSATION_SNAPSHOT_EVERY).remembering(
+            REMEMBERED_CONVERSATION_BYTES,
+            REMEMBERED_CONVERSATION_IDLE,
+            Conversation::approximate_size,
+        ),
+    );
     let whatsapp = Whatsapp {
         pool: pool.clone(),
         secrets: Arc::new(secrets_box(args)?),

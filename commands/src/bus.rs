@@ -3,9 +3,17 @@
 //! Two commands on one aggregate at once both load the same version; the second commit hits
 //! the events table's primary key and is retried on the fresh state, so concurrent writers
 //! all succeed unless the aggregate is so hot that retries run out (DESIGN.md, the spike).
+//!
+//! A bus may remember the aggregates it commanded ([`CommandBus::remembering`]): the next
+//! command on one decides on the state its last commit left, without reading the store. The
+//! events table stays the judge: if another instance wrote in between, the commit hits the
+//! primary key and the command is decided again on the stored state. A refusal or a no-op
+//! decided on remembered state is decided again on the stored state too, since those write
+//! nothing that could collide.
 //! cqrs-es's `CqrsFramework` is not used: it answers nothing about where the events landed
 //! and dispatches queries non-durably; projectors follow the global order instead.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
@@ -15,7 +23,7 @@ use serde_json::Value;
 use tracing::instrument;
 
 use crate::context::CommandContext;
-use crate::store::{Committed, EventStore, IdempotencyRecord, StoreError};
+use crate::store::{Committed, EventStore, IdempotencyRecord, Loaded, StoreError};
 
 /// How many times a command is decided again after losing a race: enough for a few dozen
 /// writers on one conversation at once, each wait short.
@@ -26,8 +34,8 @@ const MAX_BACKOFF_MS: u64 = 50;
 /// What a successful command did.
 #[derive(Debug)]
 pub struct Outcome<A: Aggregate> {
-    /// The aggregate after the command.
-    pub aggregate: A,
+    /// The aggregate after the command, shared with the bus's memory of it.
+    pub aggregate: Arc<A>,
     /// The aggregate's version after the command.
     pub version: usize,
     /// The global position reached; `None` when nothing was written.
@@ -65,11 +73,22 @@ pub struct CommandBus<A: Aggregate> {
     store: EventStore,
     services: A::Services,
     snapshot_every: usize,
+    remembered: Option<moka::sync::Cache<String, Slot<A>>>,
+}
+
+/// An aggregate as a commit left it, in a slot a command empties when it takes it: the
+/// cache may hold copies of the slot's handle for a while, but never of what is in it.
+type Slot<A> = Arc<Mutex<Option<Remembered<A>>>>;
+
+struct Remembered<A> {
+    aggregate: Arc<A>,
+    version: usize,
+    snapshot_version: usize,
 }
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate,
+    A: Aggregate + 'static,
     A::Command: Clone,
 {
     /// A bus that snapshots the aggregate every `snapshot_every` events.
@@ -78,7 +97,26 @@ where
             store,
             services,
             snapshot_every,
+            remembered: None,
         }
+    }
+
+    /// Remembers the aggregates this bus commands, up to `bytes` as `weigh` estimates them,
+    /// each until it has been left alone for `idle`: a busy conversation's next command then
+    /// needs no read and no replay, however long its history.
+    pub fn remembering(mut self, bytes: u64, idle: Duration, weigh: fn(&A) -> u32) -> Self {
+        self.remembered = Some(
+            moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .time_to_idle(idle)
+                .weigher(move |id: &String, slot: &Slot<A>| {
+                    let held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                    let size = held.as_ref().map_or(0, |entry| weigh(&entry.aggregate));
+                    size.saturating_add(id.len() as u32)
+                })
+                .build(),
+        );
+        self
     }
 
     /// The store behind the bus.
@@ -155,20 +193,9 @@ where
         idempotency: Option<&IdempotencyRecord<'_>>,
     ) -> Result<Execution<A>, CommandError<A::Error>> {
         for attempt in 1..=MAX_ATTEMPTS {
-            let mut loaded = self.store.load::<A>(aggregate_id).await?;
-            let sink = EventSink::default();
-            loaded
-                .aggregate
-                .handle(command.clone(), &self.services, &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
-            let events = sink.collect().await;
+            let (loaded, events) = self.decide(aggregate_id, &command).await?;
             if events.is_empty() {
-                return Ok(Execution::Ran(Outcome {
-                    version: loaded.version,
-                    aggregate: loaded.aggregate,
-                    position: None,
-                }));
+                return Ok(Execution::Ran(self.remember(aggregate_id, loaded, None)));
             }
             let committed = self
                 .store
@@ -182,14 +209,14 @@ where
                 )
                 .await;
             match committed {
-                Ok(Committed { version, position }) => {
+                Ok(committed) => {
                     metrics::counter!("upzento_commands_total", "aggregate" => A::TYPE)
                         .increment(1);
-                    return Ok(Execution::Ran(Outcome {
-                        aggregate: loaded.aggregate,
-                        version,
-                        position: Some(position),
-                    }));
+                    return Ok(Execution::Ran(self.remember(
+                        aggregate_id,
+                        loaded,
+                        Some(committed),
+                    )));
                 }
                 Err(StoreError::Conflict) => {
                     metrics::counter!("upzento_command_conflicts_total", "aggregate" => A::TYPE)
@@ -202,5 +229,78 @@ where
             }
         }
         Err(CommandError::Contended)
+    }
+
+    /// Lets the aggregate decide: on the remembered state when there is one and it decides
+    /// to write, otherwise on the stored state. Answers the state with the events applied.
+    async fn decide(
+        &self,
+        aggregate_id: &str,
+        command: &A::Command,
+    ) -> Result<(Loaded<A>, Vec<A::Event>), CommandError<A::Error>> {
+        if let Some(mut loaded) = self.recall(aggregate_id) {
+            let sink = EventSink::default();
+            let decided = loaded
+                .aggregate
+                .handle(command.clone(), &self.services, &sink)
+                .await;
+            let events = sink.collect().await;
+            if decided.is_ok() && !events.is_empty() {
+                return Ok((loaded, events));
+            }
+        }
+        let mut loaded = self.store.load::<A>(aggregate_id).await?;
+        let sink = EventSink::default();
+        loaded
+            .aggregate
+            .handle(command.clone(), &self.services, &sink)
+            .await
+            .map_err(CommandError::Rejected)?;
+        Ok((loaded, sink.collect().await))
+    }
+
+    /// Takes the remembered state out, so that a command that fails leaves nothing behind
+    /// that its events were applied to. `None` also when an answer still holds it.
+    fn recall(&self, aggregate_id: &str) -> Option<Loaded<A>> {
+        let slot = self.remembered.as_ref()?.get(aggregate_id)?;
+        let entry = slot.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+        Some(Loaded {
+            aggregate: Arc::try_unwrap(entry.aggregate).ok()?,
+            version: entry.version,
+            snapshot_version: entry.snapshot_version,
+        })
+    }
+
+    /// The outcome of a command that committed (or wrote nothing), remembered for the next.
+    fn remember(
+        &self,
+        aggregate_id: &str,
+        loaded: Loaded<A>,
+        committed: Option<Committed>,
+    ) -> Outcome<A> {
+        let version = committed.map_or(loaded.version, |c| c.version);
+        let snapshot_version = if committed.is_some()
+            && crate::store::snapshot_due(&loaded, version, self.snapshot_every)
+        {
+            version
+        } else {
+            loaded.snapshot_version
+        };
+        let aggregate = Arc::new(loaded.aggregate);
+        if let Some(remembered) = &self.remembered {
+            remembered.insert(
+                aggregate_id.to_owned(),
+                Arc::new(Mutex::new(Some(Remembered {
+                    aggregate: Arc::clone(&aggregate),
+                    version,
+                    snapshot_version,
+                }))),
+            );
+        }
+        Outcome {
+            aggregate,
+            version,
+            position: committed.map(|c| c.position),
+        }
     }
 }

@@ -179,7 +179,7 @@ impl EventStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let version = loaded.version + events.len();
 
-        let snapshot = (version - loaded.snapshot_version >= snapshot_every)
+        let snapshot = snapshot_due(loaded, version, snapshot_every)
             .then(|| serde_json::to_value(&loaded.aggregate))
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -295,6 +295,11 @@ impl EventStore {
         .fetch_optional(&self.pool)
         .await?)
     }
+}
+
+/// True when a commit that brings `loaded` to `version` also writes a snapshot.
+pub(crate) fn snapshot_due<A>(loaded: &Loaded<A>, version: usize, snapshot_every: usize) -> bool {
+    version - loaded.snapshot_version >= snapshot_every
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -108,10 +108,14 @@ struct Read {
     last_read_message_id: Uuid,
 }
 
-/// A read marker as the batch found it (`before`) and leaves it.
+/// A read marker as the batch found it (`before`) and leaves it. Every marker of a touched
+/// conversation is loaded (a conversation that changes bucket moves its readers' counts
+/// too), but only the ones the batch `moved` are written back: rewriting the others would
+/// leave a dead row version behind for every marker of every busy conversation.
 struct TouchedRead {
     row: Read,
     before: Option<i32>,
+    moved: bool,
 }
 
 /// A message the batch wrote, or a status change to one written before.
@@ -187,7 +191,14 @@ impl Batch {
         for row in reads {
             let key = (row.tenant_id, row.conversation_id, row.agent_id);
             let before = Some(row.read_incoming);
-            batch.reads.insert(key, TouchedRead { row, before });
+            batch.reads.insert(
+                key,
+                TouchedRead {
+                    row,
+                    before,
+                    moved: false,
+                },
+            );
         }
         Ok(batch)
     }
@@ -351,10 +362,14 @@ impl Batch {
                 };
                 self.reads
                     .entry((key.0, key.1, agent_id.as_uuid()))
-                    .and_modify(|r| r.row = read.clone())
+                    .and_modify(|r| {
+                        r.row = read.clone();
+                        r.moved = true;
+                    })
                     .or_insert(TouchedRead {
                         row: read,
                         before: None,
+                        moved: true,
                     });
             }
             C::ConversationAssigned { agent_id, team_id } => {
@@ -678,7 +693,12 @@ impl Batch {
     }
 
     async fn save_reads_and_counters(&self, tx: &mut PgConnection) -> anyhow::Result<()> {
-        let reads: Vec<&Read> = self.reads.values().map(|r| &r.row).collect();
+        let reads: Vec<&Read> = self
+            .reads
+            .values()
+            .filter(|r| r.moved)
+            .map(|r| &r.row)
+            .collect();
         sqlx::query(
             "insert into inbox_reads (tenant_id, conversation_id, agent_id, read_incoming, last_read_message_id)
              select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::uuid[])

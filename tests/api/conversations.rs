@@ -5,7 +5,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{answer, spawn_app};
+use crate::helpers::{TestApp, answer, spawn_app};
 
 #[tokio::test]
 async fn an_integration_runs_a_whole_conversation() {
@@ -351,4 +351,69 @@ async fn concurrent_writers_on_one_conversation_all_succeed_exactly_once() {
     texts.sort();
     texts.dedup();
     assert_eq!(texts.len(), 24, "none lost, none doubled");
+}
+
+/// The same database served by a second instance, with the first tenant's admin.
+async fn second_instance_of(app: &TestApp) -> TestApp {
+    TestApp {
+        address: app.second_instance().await,
+        pool: app.pool.clone(),
+        client: app.client.clone(),
+        admin: app.admin.clone(),
+    }
+}
+
+#[tokio::test]
+async fn an_instance_decides_on_what_another_instance_wrote_since_its_last_command() {
+    let first = spawn_app().await;
+    let second = second_instance_of(&first).await;
+    let admin = &first.admin;
+    let id = first.new_conversation(admin).await;
+    let path = format!("/conversations/{id}");
+    let assign = json!({"agent_id": admin.agent_id, "team_id": null});
+
+    // Each instance remembers the conversation as its own last command left it.
+    first
+        .post(admin, &format!("{path}/assignment"), assign.clone())
+        .await
+        .expect(200);
+    second
+        .post(
+            admin,
+            &format!("{path}/assignment"),
+            json!({"agent_id": null, "team_id": null}),
+        )
+        .await
+        .expect(200);
+    // Already assigned, as the first instance last saw it; unassigned in truth.
+    first
+        .post(admin, &format!("{path}/assignment"), assign)
+        .await
+        .expect(200);
+    // A message the first instance has not seen, then one it writes after it.
+    let outgoing = second.new_message(admin, &id, "outgoing").await;
+    first
+        .post(
+            admin,
+            &format!("{path}/messages/{outgoing}/status"),
+            json!({"status": "delivered"}),
+        )
+        .await
+        .expect(200);
+    first.new_message(admin, &id, "incoming").await;
+
+    assert_eq!(
+        first
+            .event_types("Conversation", &admin.tenant_id, &id)
+            .await,
+        [
+            "ConversationStarted",
+            "ConversationAssigned",
+            "ConversationUnassigned",
+            "ConversationAssigned",
+            "MessagePosted",
+            "MessageStatusChanged",
+            "MessageReceived",
+        ]
+    );
 }

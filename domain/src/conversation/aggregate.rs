@@ -62,6 +62,18 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// About how many bytes of memory the state holds: its message table dominates, so a
+    /// cache of conversations can be bounded by memory rather than by count.
+    pub fn approximate_size(&self) -> u32 {
+        // A B-tree entry of a message (id, direction, status) with its share of the node,
+        // and the fixed part with the contact's strings.
+        const PER_MESSAGE: usize = 64;
+        const FIXED: usize = 1024;
+        let size = FIXED
+            + PER_MESSAGE * (self.messages.len() + self.read_markers.len() + self.labels.len());
+        u32::try_from(size).unwrap_or(u32::MAX)
+    }
+
     /// WhatsApp's rules for a free-form reply posted at `now`: within 24 hours of the
     /// contact's last message, and no longer than the Cloud API takes.
     fn ensure_replyable(
