@@ -185,6 +185,11 @@ pub struct ServeArgs {
     /// the cookie is marked `Secure` anyway).
     #[arg(long, env = "UPZENTO_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Memory, in MiB, for conversations kept between commands as their last commit left
+    /// them: a conversation in use then commands without reading the store, however long its
+    /// history. 0 turns it off, and every command reads the snapshot and the later events.
+    #[arg(long, env = "UPZENTO_CONVERSATION_MEMORY_MB", default_value_t = 64)]
+    pub conversation_memory_mb: u64,
 }
 
 impl Default for ServeArgs {

@@ -38,9 +38,7 @@ use crate::{routes, telemetry};
 /// Events between two snapshots of a conversation. Snapshots make a long conversation cost
 /// about what a short one costs to command; more often would make every write heavier.
 const CONVERSATION_SNAPSHOT_EVERY: usize = 100;
-/// Memory for conversations kept between commands (by their own estimate), and how long an
-/// idle one stays: a conversation in use commands without reading the store.
-const REMEMBERED_CONVERSATION_BYTES: u64 = 64 * 1024 * 1024;
+/// How long a conversation nobody commands stays in memory (`--conversation-memory-mb`).
 const REMEMBERED_CONVERSATION_IDLE: Duration = Duration::from_secs(600);
 /// How long a token lookup is remembered.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -150,13 +148,15 @@ pub fn state(
         allow_private_targets: args.allow_private_proof_targets,
     })
     .context("could not set up the DNS resolver for domain verification")?;
-    let conversations = Arc::new(
-        CommandBus::new(store.clone(), (), CONVERSATION_SNAPSHOT_EVERY).remembering(
-            REMEMBERED_CONVERSATION_BYTES,
+    let mut conversations = CommandBus::new(store.clone(), (), CONVERSATION_SNAPSHOT_EVERY);
+    if args.conversation_memory_mb > 0 {
+        conversations = conversations.remembering(
+            args.conversation_memory_mb * 1024 * 1024,
             REMEMBERED_CONVERSATION_IDLE,
             Conversation::approximate_size,
-        ),
-    );
+        );
+    }
+    let conversations = Arc::new(conversations);
     let whatsapp = Whatsapp {
         pool: pool.clone(),
         secrets: Arc::new(secrets_box(args)?),
@@ -185,6 +185,7 @@ pub fn state(
         tail: Tail::start(pool.clone()),
         signals: Signals::start(pool.clone()),
         unread: Arc::new(UnreadCounts::new(pool.clone())),
+        progress: projections::progress::Progress::start(pool.clone()),
         keys: Arc::new(KeyRing::new(pool.clone())),
         limits: Arc::new(VisitorLimits::default()),
         closing,

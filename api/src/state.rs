@@ -48,6 +48,8 @@ pub struct AppState {
     pub signals: Signals,
     /// Agents' unread counts, shared by their live connections.
     pub unread: Arc<UnreadCounts>,
+    /// Wakes read-your-writes waits when a projector commits a batch.
+    pub progress: Arc<projections::progress::Progress>,
     /// Signs visitor tokens and derives widget identity secrets.
     pub keys: Arc<KeyRing>,
     /// Lets widgets run only on their verified domains.

@@ -64,15 +64,20 @@ pub fn summary_header() -> String {
     )
 }
 
-/// Starts the server binary on the database at `url` and a free port; answers the process
-/// and its base URL once it is healthy.
-pub async fn start_server(binary: &Path, url: &str) -> anyhow::Result<(Child, String)> {
+/// Starts the server binary on the database at `url` and a free port, with `options` after
+/// `serve`; answers the process and its base URL once it is healthy.
+pub async fn start_server(
+    binary: &Path,
+    url: &str,
+    options: &[&str],
+) -> anyhow::Result<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let address = format!("127.0.0.1:{port}");
     let child = Command::new(binary)
         .args(["serve", "--listen", &address])
+        .args(options)
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -92,7 +92,7 @@ async fn outage(writers: &Writers, fault: Instant, window: Duration) -> Duration
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let cluster = api::cluster::PrivateCluster::start("target/bench-pg".as_ref(), true)?;
     let (pool, url) = database().await?;
-    let (mut server, base) = start_server(&options.server, &url).await?;
+    let (mut server, base) = start_server(&options.server, &url, &[]).await?;
     let admin = commands::tenancy::create_tenant(&pool, "Faults", "admin@example.com").await?;
     let client = reqwest::Client::new();
     let mut conversations = Vec::new();
@@ -125,7 +125,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let killed = Instant::now();
     server.start_kill()?;
     server.wait().await?;
-    let (restarted, new_base) = start_server(&options.server, &url).await?;
+    let (restarted, new_base) = start_server(&options.server, &url, &[]).await?;
     *writers.base.write().await = new_base.clone();
 
     tokio::time::sleep(phase).await;

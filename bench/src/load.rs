@@ -207,7 +207,7 @@ async fn probe_lag(world: Arc<World>, conversation: String, deadline: Instant) -
 /// Runs the load and prints the report.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let (pool, url) = database().await?;
-    let (server, base) = start_server(&options.server, &url).await?;
+    let (server, base) = start_server(&options.server, &url, &[]).await?;
     let pid = server.id().context("the server has a pid")?;
     let admin = commands::tenancy::create_tenant(&pool, "Load", "admin@example.com").await?;
     let client = reqwest::Client::builder()

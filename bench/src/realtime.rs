@@ -71,7 +71,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     let (pool, url) = database().await?;
-    let (server, base) = start_server(&options.server, &url).await?;
+    let (server, base) = start_server(&options.server, &url, &[]).await?;
     let pid = server.id().context("the server runs")?;
     let admin = commands::tenancy::create_tenant(&pool, "Realtime", "admin@example.com").await?;
     let ws = format!(

@@ -98,15 +98,21 @@ pub async fn apply_batch(
             last.position
         ))
     })?;
+    // Readers waiting for a position hear of the batch when it commits (`progress`).
     sqlx::query(
-        "update projector_checkpoints
-            set transaction_id = $2::text::xid8, position = $3, events_applied = events_applied + $4
-          where name = $1",
+        "with moved as (
+             update projector_checkpoints
+                set transaction_id = $2::text::xid8, position = $3,
+                    events_applied = events_applied + $4
+              where name = $1
+             returning name)
+         select pg_notify($5, name) from moved",
     )
     .bind(projector.name())
     .bind(last.transaction_id.to_string())
     .bind(last.position)
     .bind(events.len() as i64)
+    .bind(crate::progress::CHANNEL)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

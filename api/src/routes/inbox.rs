@@ -27,6 +27,8 @@ use crate::state::AppState;
 
 /// How long a query waits for `min_position` before answering 503.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+/// How often a waiting query looks again without word of a projector commit.
+const READ_YOUR_WRITES_POLL: Duration = Duration::from_millis(50);
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -160,10 +162,15 @@ async fn reach(state: &AppState, position: Option<i64>) -> Result<(), ApiError> 
         return Ok(());
     };
     let deadline = Instant::now() + READ_YOUR_WRITES_WAIT;
-    let mut pause = Duration::from_millis(2);
-    while !projections::runtime::has_reached(&state.pool, projections::inbox::NAME, position)
-        .await?
-    {
+    loop {
+        let advanced = state.progress.advanced();
+        tokio::pin!(advanced);
+        advanced.as_mut().enable();
+        if projections::runtime::has_reached(&state.pool, projections::inbox::NAME, position)
+            .await?
+        {
+            return Ok(());
+        }
         if Instant::now() >= deadline {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -172,10 +179,9 @@ async fn reach(state: &AppState, position: Option<i64>) -> Result<(), ApiError> 
             )
             .at("min_position"));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        // The next batch the inbox commits, or a look anyway in case word of it was lost.
+        let _ = tokio::time::timeout(READ_YOUR_WRITES_POLL, advanced).await;
     }
-    Ok(())
 }
 
 fn filter(params: ListParams) -> Result<ListFilter, ApiError> {
