@@ -594,57 +594,59 @@ impl Batch {
                 .collect()
         };
         // New messages are inserted whole; for earlier ones only the status columns change.
-        sqlx::query(
-            "insert into inbox_messages
-                 (tenant_id, conversation_id, message_id, seq, direction, content, author,
-                  created_at, status, sent_at, delivered_at, read_at, failed_at, error)
-             select u.tenant_id, u.conversation_id, u.message_id, u.seq, u.direction, u.content,
-                    u.author, u.created_at, u.status, u.sent_at, u.delivered_at, u.read_at,
-                    u.failed_at, u.error
-               from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[],
-                           $7::text[], $8::timestamptz[], $9::text[], $10::timestamptz[],
-                           $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])
-                    as u(tenant_id, conversation_id, message_id, seq, direction, content, author,
-                         created_at, status, sent_at, delivered_at, read_at, failed_at, error)
-             where u.seq is not null
-             on conflict (tenant_id, conversation_id, message_id) do nothing",
-        )
-        .bind(key(0))
-        .bind(key(1))
-        .bind(key(2))
-        .bind(
-            messages
-                .iter()
-                .map(|(_, m)| m.new.as_ref().map(|n| n.seq))
-                .collect::<Vec<_>>(),
-        )
-        .bind(new(|n| Some(n.direction.clone())))
-        .bind(new(|n| Some(n.content.clone())))
-        .bind(new(|n| n.author.clone()))
-        .bind(
-            messages
-                .iter()
-                .map(|(_, m)| m.new.as_ref().map(|n| n.created_at))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            messages
-                .iter()
-                .map(|(_, m)| m.delivery.status.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(time(|m| m.delivery.sent_at))
-        .bind(time(|m| m.delivery.delivered_at))
-        .bind(time(|m| m.delivery.read_at))
-        .bind(time(|m| m.delivery.failed_at))
-        .bind(
-            messages
-                .iter()
-                .map(|(_, m)| m.delivery.error.clone())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
+        if messages.iter().any(|(_, m)| m.new.is_some()) {
+            sqlx::query(
+                "insert into inbox_messages
+                     (tenant_id, conversation_id, message_id, seq, direction, content, author,
+                      created_at, status, sent_at, delivered_at, read_at, failed_at, error)
+                 select u.tenant_id, u.conversation_id, u.message_id, u.seq, u.direction, u.content,
+                        u.author, u.created_at, u.status, u.sent_at, u.delivered_at, u.read_at,
+                        u.failed_at, u.error
+                   from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[],
+                               $7::text[], $8::timestamptz[], $9::text[], $10::timestamptz[],
+                               $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])
+                        as u(tenant_id, conversation_id, message_id, seq, direction, content, author,
+                             created_at, status, sent_at, delivered_at, read_at, failed_at, error)
+                 where u.seq is not null
+                 on conflict (tenant_id, conversation_id, message_id) do nothing",
+            )
+            .bind(key(0))
+            .bind(key(1))
+            .bind(key(2))
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, m)| m.new.as_ref().map(|n| n.seq))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(new(|n| Some(n.direction.clone())))
+            .bind(new(|n| Some(n.content.clone())))
+            .bind(new(|n| n.author.clone()))
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, m)| m.new.as_ref().map(|n| n.created_at))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, m)| m.delivery.status.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(time(|m| m.delivery.sent_at))
+            .bind(time(|m| m.delivery.delivered_at))
+            .bind(time(|m| m.delivery.read_at))
+            .bind(time(|m| m.delivery.failed_at))
+            .bind(
+                messages
+                    .iter()
+                    .map(|(_, m)| m.delivery.error.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         let updates: Vec<&(&MessageKey, &Message)> =
             messages.iter().filter(|(_, m)| m.new.is_none()).collect();
         if updates.is_empty() {
@@ -699,49 +701,66 @@ impl Batch {
             .filter(|r| r.moved)
             .map(|r| &r.row)
             .collect();
-        sqlx::query(
-            "insert into inbox_reads (tenant_id, conversation_id, agent_id, read_incoming, last_read_message_id)
-             select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::uuid[])
-             on conflict (tenant_id, conversation_id, agent_id) do update
-                set read_incoming = excluded.read_incoming,
-                    last_read_message_id = excluded.last_read_message_id",
-        )
-        .bind(reads.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
-        .bind(reads.iter().map(|r| r.conversation_id).collect::<Vec<_>>())
-        .bind(reads.iter().map(|r| r.agent_id).collect::<Vec<_>>())
-        .bind(reads.iter().map(|r| r.read_incoming).collect::<Vec<_>>())
-        .bind(reads.iter().map(|r| r.last_read_message_id).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        // Statements with nothing to write are not sent: each one is a round trip, and under a
+        // steady load a batch holds a few dozen events.
+        if !reads.is_empty() {
+            sqlx::query(
+                "insert into inbox_reads (tenant_id, conversation_id, agent_id, read_incoming, last_read_message_id)
+                 select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::uuid[])
+                 on conflict (tenant_id, conversation_id, agent_id) do update
+                    set read_incoming = excluded.read_incoming,
+                        last_read_message_id = excluded.last_read_message_id",
+            )
+            .bind(reads.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+            .bind(reads.iter().map(|r| r.conversation_id).collect::<Vec<_>>())
+            .bind(reads.iter().map(|r| r.agent_id).collect::<Vec<_>>())
+            .bind(reads.iter().map(|r| r.read_incoming).collect::<Vec<_>>())
+            .bind(reads.iter().map(|r| r.last_read_message_id).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         let (totals, agent_reads) = self.counter_deltas();
         let totals: Vec<(&Bucket, &(i64, i64))> = totals.iter().collect();
-        sqlx::query(
-            "insert into inbox_totals (tenant_id, status, assignee_key, conversations, incoming)
-             select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::int8[])
-             on conflict (tenant_id, status, assignee_key) do update
-                set conversations = inbox_totals.conversations + excluded.conversations,
-                    incoming = inbox_totals.incoming + excluded.incoming",
-        )
-        .bind(totals.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
-        .bind(totals.iter().map(|(b, _)| b.1.clone()).collect::<Vec<_>>())
-        .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
-        .bind(totals.iter().map(|(_, d)| d.0).collect::<Vec<_>>())
-        .bind(totals.iter().map(|(_, d)| d.1).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        if !totals.is_empty() {
+            sqlx::query(
+                "insert into inbox_totals (tenant_id, status, assignee_key, conversations, incoming)
+                 select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::int8[])
+                 on conflict (tenant_id, status, assignee_key) do update
+                    set conversations = inbox_totals.conversations + excluded.conversations,
+                        incoming = inbox_totals.incoming + excluded.incoming",
+            )
+            .bind(totals.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(b, _)| b.1.clone()).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(_, d)| d.0).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(_, d)| d.1).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         // An emptied bucket is removed, so the rows do not depend on how events were batched.
-        sqlx::query(
-            "delete from inbox_totals t using unnest($1::uuid[], $2::text[], $3::uuid[]) k(tenant_id, status, assignee_key)
-              where t.tenant_id = k.tenant_id and t.status = k.status
-                and t.assignee_key = k.assignee_key and t.conversations = 0 and t.incoming = 0",
-        )
-        .bind(totals.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
-        .bind(totals.iter().map(|(b, _)| b.1.clone()).collect::<Vec<_>>())
-        .bind(totals.iter().map(|(b, _)| b.2).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        // Only a bucket that lost something can have become empty.
+        let shrunk: Vec<&Bucket> = totals
+            .iter()
+            .filter(|(_, (c, i))| *c < 0 || *i < 0)
+            .map(|(b, _)| *b)
+            .collect();
+        if !shrunk.is_empty() {
+            sqlx::query(
+                "delete from inbox_totals t using unnest($1::uuid[], $2::text[], $3::uuid[]) k(tenant_id, status, assignee_key)
+                  where t.tenant_id = k.tenant_id and t.status = k.status
+                    and t.assignee_key = k.assignee_key and t.conversations = 0 and t.incoming = 0",
+            )
+            .bind(shrunk.iter().map(|b| b.0).collect::<Vec<_>>())
+            .bind(shrunk.iter().map(|b| b.1.clone()).collect::<Vec<_>>())
+            .bind(shrunk.iter().map(|b| b.2).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
 
         let agent_reads: Vec<(&(Uuid, Bucket), &i64)> = agent_reads.iter().collect();
+        if agent_reads.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "insert into inbox_agent_reads (tenant_id, agent_id, status, assignee_key, read_incoming)
              select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[])
@@ -755,19 +774,25 @@ impl Batch {
         .bind(agent_reads.iter().map(|(_, n)| **n).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "delete from inbox_agent_reads r
-              using unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[]) k(tenant_id, agent_id, status, assignee_key)
-              where r.tenant_id = k.tenant_id and r.agent_id = k.agent_id and r.status = k.status
-                and r.assignee_key = k.assignee_key and r.read_incoming = 0",
-        )
-        .bind(agent_reads.iter().map(|((_, b), _)| b.0).collect::<Vec<_>>())
-        .bind(agent_reads.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
-        .bind(agent_reads.iter().map(|((_, b), _)| b.1.clone()).collect::<Vec<_>>())
-        .bind(agent_reads.iter().map(|((_, b), _)| b.2).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-
+        let shrunk: Vec<&(Uuid, Bucket)> = agent_reads
+            .iter()
+            .filter(|(_, n)| **n < 0)
+            .map(|(k, _)| *k)
+            .collect();
+        if !shrunk.is_empty() {
+            sqlx::query(
+                "delete from inbox_agent_reads r
+                  using unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[]) k(tenant_id, agent_id, status, assignee_key)
+                  where r.tenant_id = k.tenant_id and r.agent_id = k.agent_id and r.status = k.status
+                    and r.assignee_key = k.assignee_key and r.read_incoming = 0",
+            )
+            .bind(shrunk.iter().map(|(_, b)| b.0).collect::<Vec<_>>())
+            .bind(shrunk.iter().map(|(a, _)| *a).collect::<Vec<_>>())
+            .bind(shrunk.iter().map(|(_, b)| b.1.clone()).collect::<Vec<_>>())
+            .bind(shrunk.iter().map(|(_, b)| b.2).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         Ok(())
     }
 }
