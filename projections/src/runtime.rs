@@ -119,24 +119,55 @@ pub async fn apply_batch(
     Ok(events.len())
 }
 
-/// Runs projectors in the background for as long as the set lives.
+/// Runs projectors in the background until stopped.
+///
+/// They run on a thread of their own, with a runtime and a small pool of their own: a batch
+/// is a dozen round trips to PostgreSQL, and on a busy server each of them used to wait for a
+/// turn behind every request task of the shared runtime, which is what clients saw as
+/// projection lag.
 pub struct Projectors {
-    tasks: JoinSet<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
+/// Connections of the projectors' pool: one per projector, its listener, and one spare.
+const PROJECTOR_CONNECTIONS: u32 = 6;
+
 impl Projectors {
-    /// Starts one task per projector; each waits for its lock, then follows the events.
+    /// Starts one task per projector; each waits for its lock, then follows the events, on
+    /// connections to the database `pool` connects to.
     pub fn start(pool: PgPool, projectors: Vec<Arc<dyn Projector>>) -> Self {
-        let mut tasks = JoinSet::new();
-        for projector in projectors {
-            tasks.spawn(supervise(pool.clone(), projector));
-        }
-        Self { tasks }
+        let options = pool.connect_options().as_ref().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("projectors".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the projectors");
+                runtime.block_on(async move {
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(PROJECTOR_CONNECTIONS)
+                        .connect_lazy_with(options);
+                    let mut tasks = JoinSet::new();
+                    for projector in projectors {
+                        tasks.spawn(supervise(pool.clone(), projector));
+                    }
+                    let _ = stopped.await;
+                    tasks.shutdown().await;
+                    pool.close().await;
+                });
+            })
+            .expect("a thread for the projectors");
+        Self { stop, thread }
     }
 
     /// Stops every projector; an open batch rolls back and is applied again later.
-    pub async fn stop(mut self) {
-        self.tasks.shutdown().await;
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }
 
