@@ -40,6 +40,12 @@ pub trait Projector: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// Applies a batch of events, in order, inside the batch's transaction.
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
+    /// How long to let events gather after a batch that did not fill up. Zero for read
+    /// models that people wait for; more for work that is not urgent, so that a steady
+    /// stream of commits costs the projector a few transactions a second, not one per commit.
+    fn gather(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// A projector's checkpoint and lag, as `/readyz` and `upzento projections status` show it.
@@ -208,6 +214,9 @@ async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
         if reported.elapsed() >= every {
             report_lag(&mut conn, projector.name()).await?;
             reported = Instant::now();
+        }
+        if applied > 0 && applied < BATCH as usize && !projector.gather().is_zero() {
+            tokio::time::sleep(projector.gather()).await;
         }
         if applied == 0 {
             // A timeout is the poll; a broken listener ends the lead and is set up anew.

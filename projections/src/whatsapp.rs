@@ -12,6 +12,7 @@
 //! requests no-ops, so a rebuild never sends anything again.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::conversation::{ConversationEvent, Direction, Template};
@@ -34,6 +35,9 @@ const RELEVANT: [&str; 5] = [
     "WhatsappTemplatePosted",
     "ReadMarkerMoved",
 ];
+
+/// How long the projector lets events gather after a batch that did not fill up.
+const GATHER: Duration = Duration::from_millis(50);
 
 /// The outbox projector.
 pub struct WhatsappOutbox;
@@ -120,6 +124,13 @@ impl Projector for WhatsappOutbox {
 
     fn tables(&self) -> &'static [&'static str] {
         &["whatsapp_conversations"]
+    }
+
+    /// A reply reaches WhatsApp a few tens of milliseconds later, and under load this
+    /// projector, which skips most events, commits a few times a second rather than after
+    /// every command.
+    fn gather(&self) -> Duration {
+        GATHER
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
