@@ -11,14 +11,16 @@ use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Executor, PgPool};
 
 /// A fresh, migrated database on `DATABASE_URL`'s server, or in the private cluster under
-/// `target/bench-pg`; answers a pool and a URL for other processes.
+/// `target/bench-pg`; answers a pool and a URL for other processes. In the private cluster,
+/// the databases of earlier runs are dropped first (a read-path run leaves about 1 GB), so
+/// only the latest run's is there to look into.
 pub async fn database() -> anyhow::Result<(PgPool, String)> {
     let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    let (server, url) = match std::env::var("DATABASE_URL") {
+    let (server, url, private) = match std::env::var("DATABASE_URL") {
         Ok(url) => {
             let base = url.split('?').next().unwrap_or(&url);
             let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-            (url.parse()?, format!("{server}/{name}"))
+            (url.parse()?, format!("{server}/{name}"), false)
         }
         Err(_) => {
             let cluster = api::cluster::PrivateCluster::start("target/bench-pg".as_ref(), true)?;
@@ -26,12 +28,23 @@ pub async fn database() -> anyhow::Result<(PgPool, String)> {
                 "postgres://postgres@localhost/{name}?host={}",
                 cluster.socket_dir().display()
             );
-            (cluster.connect_options("postgres"), url)
+            (cluster.connect_options("postgres"), url, true)
         }
     };
-    server
-        .connect()
-        .await?
+    let mut admin = server.connect().await?;
+    if private {
+        let earlier: Vec<String> = sqlx::query_scalar(
+            "select datname from pg_database where datname ~ '^(bench|pgbench)_[0-9a-f]+$'",
+        )
+        .fetch_all(&mut admin)
+        .await?;
+        for database in earlier {
+            admin
+                .execute(format!("drop database {database} with (force)").as_str())
+                .await?;
+        }
+    }
+    admin
         .execute(format!("create database {name}").as_str())
         .await?;
     let pool = api::startup::connect(server.database(&name)).await?;
