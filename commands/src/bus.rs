@@ -4,16 +4,17 @@
 //! the events table's primary key and is retried on the fresh state, so concurrent writers
 //! all succeed unless the aggregate is so hot that retries run out (DESIGN.md, the spike).
 //!
-//! A bus may remember the aggregates it commanded ([`CommandBus::remembering`]): the next
-//! command on one decides on the state its last commit left, without reading the store. The
-//! events table stays the judge: if another instance wrote in between, the commit hits the
-//! primary key and the command is decided again on the stored state. A refusal or a no-op
-//! decided on remembered state is decided again on the stored state too, since those write
-//! nothing that could collide.
+//! A bus may remember the aggregates it commanded ([`CommandBus::remembering`]): commands on
+//! one aggregate then take turns within the instance, and each decides on the state the
+//! last commit left, without reading the store. The events table stays the judge: if another
+//! instance wrote in between, the commit hits the primary key and the command is decided
+//! again on the stored state. A refusal or a no-op decided on remembered state is decided
+//! again on the stored state too, since those write nothing that could collide.
 //! cqrs-es's `CqrsFramework` is not used: it answers nothing about where the events landed
 //! and dispatches queries non-durably; projectors follow the global order instead.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
@@ -73,12 +74,32 @@ pub struct CommandBus<A: Aggregate> {
     store: EventStore,
     services: A::Services,
     snapshot_every: usize,
-    remembered: Option<moka::sync::Cache<String, Slot<A>>>,
+    remembered: Option<Memory<A>>,
 }
 
-/// An aggregate as a commit left it, in a slot a command empties when it takes it: the
-/// cache may hold copies of the slot's handle for a while, but never of what is in it.
-type Slot<A> = Arc<Mutex<Option<Remembered<A>>>>;
+/// The aggregates a bus remembers, and how it weighs them.
+struct Memory<A> {
+    slots: moka::sync::Cache<String, Arc<Slot<A>>>,
+    weigh: fn(&A) -> u32,
+}
+
+/// One aggregate's place in the bus's memory. Commands on it take turns on its lock, so
+/// within an instance they never race each other to the store; the state, as the last
+/// commit left it, is taken out while a command runs, so a failed one leaves nothing.
+struct Slot<A> {
+    state: tokio::sync::Mutex<Option<Remembered<A>>>,
+    /// The state's size, for the cache's bound: read when the slot is (re)inserted.
+    weight: AtomicU32,
+}
+
+impl<A> Default for Slot<A> {
+    fn default() -> Self {
+        Self {
+            state: tokio::sync::Mutex::new(None),
+            weight: AtomicU32::new(0),
+        }
+    }
+}
 
 struct Remembered<A> {
     aggregate: Arc<A>,
@@ -88,7 +109,7 @@ struct Remembered<A> {
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate + 'static,
+    A: Aggregate + Clone + 'static,
     A::Command: Clone,
 {
     /// A bus that snapshots the aggregate every `snapshot_every` events.
@@ -105,17 +126,18 @@ where
     /// each until it has been left alone for `idle`: a busy conversation's next command then
     /// needs no read and no replay, however long its history.
     pub fn remembering(mut self, bytes: u64, idle: Duration, weigh: fn(&A) -> u32) -> Self {
-        self.remembered = Some(
-            moka::sync::Cache::builder()
+        self.remembered = Some(Memory {
+            slots: moka::sync::Cache::builder()
                 .max_capacity(bytes)
                 .time_to_idle(idle)
-                .weigher(move |id: &String, slot: &Slot<A>| {
-                    let held = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                    let size = held.as_ref().map_or(0, |entry| weigh(&entry.aggregate));
-                    size.saturating_add(id.len() as u32)
+                .weigher(|id: &String, slot: &Arc<Slot<A>>| {
+                    slot.weight
+                        .load(Ordering::Relaxed)
+                        .saturating_add(id.len() as u32)
                 })
                 .build(),
-        );
+            weigh,
+        });
         self
     }
 
@@ -192,10 +214,22 @@ where
         context: &CommandContext,
         idempotency: Option<&IdempotencyRecord<'_>>,
     ) -> Result<Execution<A>, CommandError<A::Error>> {
+        let slot = self.remembered.as_ref().map(|memory| {
+            memory
+                .slots
+                .get_with(aggregate_id.to_owned(), || Arc::new(Slot::default()))
+        });
+        let mut turn = match &slot {
+            Some(slot) => Some(slot.state.lock().await),
+            None => None,
+        };
+        let mut outcome = None;
         for attempt in 1..=MAX_ATTEMPTS {
-            let (loaded, events) = self.decide(aggregate_id, &command).await?;
+            let remembered = turn.as_mut().and_then(|state| state.take());
+            let (loaded, events) = self.decide(aggregate_id, &command, remembered).await?;
             if events.is_empty() {
-                return Ok(Execution::Ran(self.remember(aggregate_id, loaded, None)));
+                outcome = Some(self.remember(loaded, None, turn.as_deref_mut(), slot.as_deref()));
+                break;
             }
             let committed = self
                 .store
@@ -212,11 +246,13 @@ where
                 Ok(committed) => {
                     metrics::counter!("upzento_commands_total", "aggregate" => A::TYPE)
                         .increment(1);
-                    return Ok(Execution::Ran(self.remember(
-                        aggregate_id,
+                    outcome = Some(self.remember(
                         loaded,
                         Some(committed),
-                    )));
+                        turn.as_deref_mut(),
+                        slot.as_deref(),
+                    ));
+                    break;
                 }
                 Err(StoreError::Conflict) => {
                     metrics::counter!("upzento_command_conflicts_total", "aggregate" => A::TYPE)
@@ -228,7 +264,12 @@ where
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(CommandError::Contended)
+        drop(turn);
+        if let (Some(memory), Some(slot)) = (&self.remembered, slot) {
+            // Inserted again so that the cache weighs the state now in it.
+            memory.slots.insert(aggregate_id.to_owned(), slot);
+        }
+        outcome.map(Execution::Ran).ok_or(CommandError::Contended)
     }
 
     /// Lets the aggregate decide: on the remembered state when there is one and it decides
@@ -237,8 +278,15 @@ where
         &self,
         aggregate_id: &str,
         command: &A::Command,
+        remembered: Option<Remembered<A>>,
     ) -> Result<(Loaded<A>, Vec<A::Event>), CommandError<A::Error>> {
-        if let Some(mut loaded) = self.recall(aggregate_id) {
+        if let Some(entry) = remembered {
+            // Shared only while the previous command's answer is still being written.
+            let mut loaded = Loaded {
+                aggregate: Arc::unwrap_or_clone(entry.aggregate),
+                version: entry.version,
+                snapshot_version: entry.snapshot_version,
+            };
             let sink = EventSink::default();
             let decided = loaded
                 .aggregate
@@ -259,24 +307,14 @@ where
         Ok((loaded, sink.collect().await))
     }
 
-    /// Takes the remembered state out, so that a command that fails leaves nothing behind
-    /// that its events were applied to. `None` also when an answer still holds it.
-    fn recall(&self, aggregate_id: &str) -> Option<Loaded<A>> {
-        let slot = self.remembered.as_ref()?.get(aggregate_id)?;
-        let entry = slot.lock().unwrap_or_else(PoisonError::into_inner).take()?;
-        Some(Loaded {
-            aggregate: Arc::try_unwrap(entry.aggregate).ok()?,
-            version: entry.version,
-            snapshot_version: entry.snapshot_version,
-        })
-    }
-
-    /// The outcome of a command that committed (or wrote nothing), remembered for the next.
+    /// The outcome of a command that committed (or wrote nothing), its state left in the
+    /// aggregate's slot for the next command.
     fn remember(
         &self,
-        aggregate_id: &str,
         loaded: Loaded<A>,
         committed: Option<Committed>,
+        state: Option<&mut Option<Remembered<A>>>,
+        slot: Option<&Slot<A>>,
     ) -> Outcome<A> {
         let version = committed.map_or(loaded.version, |c| c.version);
         let snapshot_version = if committed.is_some()
@@ -287,15 +325,14 @@ where
             loaded.snapshot_version
         };
         let aggregate = Arc::new(loaded.aggregate);
-        if let Some(remembered) = &self.remembered {
-            remembered.insert(
-                aggregate_id.to_owned(),
-                Arc::new(Mutex::new(Some(Remembered {
-                    aggregate: Arc::clone(&aggregate),
-                    version,
-                    snapshot_version,
-                }))),
-            );
+        if let (Some(memory), Some(state), Some(slot)) = (&self.remembered, state, slot) {
+            slot.weight
+                .store((memory.weigh)(&aggregate), Ordering::Relaxed);
+            *state = Some(Remembered {
+                aggregate: Arc::clone(&aggregate),
+                version,
+                snapshot_version,
+            });
         }
         Outcome {
             aggregate,
