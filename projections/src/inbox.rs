@@ -584,9 +584,6 @@ impl Batch {
                 })
                 .collect()
         };
-        let time = |f: fn(&Message) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
-            messages.iter().map(|(_, m)| f(m)).collect()
-        };
         let new = |f: fn(&NewMessage) -> Option<String>| -> Vec<Option<String>> {
             messages
                 .iter()
@@ -595,7 +592,7 @@ impl Batch {
         };
         // New messages are inserted whole; for earlier ones only the status columns change.
         if messages.iter().any(|(_, m)| m.new.is_some()) {
-            sqlx::query(
+            let query = sqlx::query(
                 "insert into inbox_messages
                      (tenant_id, conversation_id, message_id, seq, direction, content, author,
                       created_at, status, sent_at, delivered_at, read_at, failed_at, error)
@@ -627,35 +624,17 @@ impl Batch {
                     .iter()
                     .map(|(_, m)| m.new.as_ref().map(|n| n.created_at))
                     .collect::<Vec<_>>(),
-            )
-            .bind(
-                messages
-                    .iter()
-                    .map(|(_, m)| m.delivery.status.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(time(|m| m.delivery.sent_at))
-            .bind(time(|m| m.delivery.delivered_at))
-            .bind(time(|m| m.delivery.read_at))
-            .bind(time(|m| m.delivery.failed_at))
-            .bind(
-                messages
-                    .iter()
-                    .map(|(_, m)| m.delivery.error.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
+            );
+            bind_delivery(query, messages.iter().map(|(_, m)| &m.delivery))
+                .execute(&mut *tx)
+                .await?;
         }
         let updates: Vec<&(&MessageKey, &Message)> =
             messages.iter().filter(|(_, m)| m.new.is_none()).collect();
         if updates.is_empty() {
             return Ok(());
         }
-        let utime = |f: fn(&Message) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
-            updates.iter().map(|(_, m)| f(m)).collect()
-        };
-        sqlx::query(
+        let query = sqlx::query(
             "update inbox_messages m set
                  status = coalesce(u.status, m.status),
                  sent_at = coalesce(u.sent_at, m.sent_at),
@@ -672,25 +651,10 @@ impl Batch {
         )
         .bind(updates.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
         .bind(updates.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
-        .bind(updates.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
-        .bind(
-            updates
-                .iter()
-                .map(|(_, m)| m.delivery.status.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(utime(|m| m.delivery.sent_at))
-        .bind(utime(|m| m.delivery.delivered_at))
-        .bind(utime(|m| m.delivery.read_at))
-        .bind(utime(|m| m.delivery.failed_at))
-        .bind(
-            updates
-                .iter()
-                .map(|(_, m)| m.delivery.error.clone())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
+        .bind(updates.iter().map(|(k, _)| k.2).collect::<Vec<_>>());
+        bind_delivery(query, updates.iter().map(|(_, m)| &m.delivery))
+            .execute(&mut *tx)
+            .await?;
         Ok(())
     }
 
@@ -835,4 +799,27 @@ impl Projector for Inbox {
         }
         batch.save(tx).await
     }
+}
+
+/// Binds the delivery columns (status, sent, delivered, read, failed, error), in that order,
+/// of the messages a statement writes: new ones and status changes alike.
+fn bind_delivery<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    deliveries: impl Iterator<Item = &'q Delivery> + Clone,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let time = |f: fn(&Delivery) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+        deliveries.clone().map(f).collect()
+    };
+    query
+        .bind(
+            deliveries
+                .clone()
+                .map(|d| d.status.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(time(|d| d.sent_at))
+        .bind(time(|d| d.delivered_at))
+        .bind(time(|d| d.read_at))
+        .bind(time(|d| d.failed_at))
+        .bind(deliveries.map(|d| d.error.clone()).collect::<Vec<_>>())
 }
