@@ -53,7 +53,14 @@ pub async fn rebuild_one(pool: &PgPool, projector: &dyn Projector) -> anyhow::Re
         "{msg} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
     )?);
     bar.set_message(projector.name());
-    if !projections::rebuild::rebuild(pool, projector, |applied| bar.inc(applied as u64)).await? {
+    let rebuilt =
+        projections::rebuild::rebuild(pool, projector, |applied| bar.inc(applied as u64)).await?;
+    if let Some(indexing) = rebuilt {
+        bar.set_message(format!(
+            "{} (indexes created in {indexing:.1?})",
+            projector.name()
+        ));
+    } else {
         runtime::reset(pool, projector).await?;
         loop {
             let status = runtime::statuses(pool, &[projector.name()])

@@ -227,46 +227,49 @@ where
         for attempt in 1..=MAX_ATTEMPTS {
             let remembered = turn.as_mut().and_then(|state| state.take());
             let (loaded, events) = self.decide(aggregate_id, &command, remembered).await?;
-            if events.is_empty() {
-                outcome = Some(self.remember(loaded, None, turn.as_deref_mut(), slot.as_deref()));
-                break;
-            }
-            let committed = self
-                .store
-                .commit(
-                    aggregate_id,
-                    &loaded,
-                    &events,
-                    context,
-                    self.snapshot_every,
-                    idempotency,
-                )
-                .await;
-            match committed {
-                Ok(committed) => {
-                    metrics::counter!("upzento_commands_total", "aggregate" => A::TYPE)
-                        .increment(1);
-                    outcome = Some(self.remember(
-                        loaded,
-                        Some(committed),
-                        turn.as_deref_mut(),
-                        slot.as_deref(),
-                    ));
-                    break;
+            let committed = if events.is_empty() {
+                None
+            } else {
+                match self
+                    .store
+                    .commit(
+                        aggregate_id,
+                        &loaded,
+                        &events,
+                        context,
+                        self.snapshot_every,
+                        idempotency,
+                    )
+                    .await
+                {
+                    Ok(committed) => {
+                        metrics::counter!("upzento_commands_total", "aggregate" => A::TYPE)
+                            .increment(1);
+                        Some(committed)
+                    }
+                    Err(StoreError::Conflict) => {
+                        metrics::counter!("upzento_command_conflicts_total", "aggregate" => A::TYPE)
+                            .increment(1);
+                        let ceiling = (2u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
+                        let backoff = rand::rng().random_range(0..ceiling);
+                        tokio::time::sleep(Duration::from_millis(backoff)).await;
+                        continue;
+                    }
+                    Err(other) => return Err(other.into()),
                 }
-                Err(StoreError::Conflict) => {
-                    metrics::counter!("upzento_command_conflicts_total", "aggregate" => A::TYPE)
-                        .increment(1);
-                    let ceiling = (2u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
-                    let backoff = rand::rng().random_range(0..ceiling);
-                    tokio::time::sleep(Duration::from_millis(backoff)).await;
-                }
-                Err(other) => return Err(other.into()),
+            };
+            let (done, left) = self.settle(loaded, committed);
+            if let Some(state) = turn.as_mut() {
+                **state = Some(left);
             }
+            outcome = Some(done);
+            break;
         }
         drop(turn);
-        if let (Some(memory), Some(slot)) = (&self.remembered, slot) {
+        if let (Some(memory), Some(slot), Some(done)) = (&self.remembered, slot, &outcome) {
             // Inserted again so that the cache weighs the state now in it.
+            slot.weight
+                .store((memory.weigh)(&done.aggregate), Ordering::Relaxed);
             memory.slots.insert(aggregate_id.to_owned(), slot);
         }
         outcome.map(Execution::Ran).ok_or(CommandError::Contended)
@@ -287,35 +290,40 @@ where
                 version: entry.version,
                 snapshot_version: entry.snapshot_version,
             };
-            let sink = EventSink::default();
-            let decided = loaded
-                .aggregate
-                .handle(command.clone(), &self.services, &sink)
-                .await;
-            let events = sink.collect().await;
-            if decided.is_ok() && !events.is_empty() {
+            if let Ok(events) = self.handle(&mut loaded.aggregate, command).await
+                && !events.is_empty()
+            {
                 return Ok((loaded, events));
             }
         }
         let mut loaded = self.store.load::<A>(aggregate_id).await?;
-        let sink = EventSink::default();
-        loaded
-            .aggregate
-            .handle(command.clone(), &self.services, &sink)
+        let events = self
+            .handle(&mut loaded.aggregate, command)
             .await
             .map_err(CommandError::Rejected)?;
-        Ok((loaded, sink.collect().await))
+        Ok((loaded, events))
     }
 
-    /// The outcome of a command that committed (or wrote nothing), its state left in the
-    /// aggregate's slot for the next command.
-    fn remember(
+    /// The events `aggregate` decides on for `command`, applied to it as they are written.
+    async fn handle(
+        &self,
+        aggregate: &mut A,
+        command: &A::Command,
+    ) -> Result<Vec<A::Event>, A::Error> {
+        let sink = EventSink::default();
+        aggregate
+            .handle(command.clone(), &self.services, &sink)
+            .await?;
+        Ok(sink.collect().await)
+    }
+
+    /// The outcome of a command that committed (or wrote nothing), and the state it leaves
+    /// for the next command.
+    fn settle(
         &self,
         loaded: Loaded<A>,
         committed: Option<Committed>,
-        state: Option<&mut Option<Remembered<A>>>,
-        slot: Option<&Slot<A>>,
-    ) -> Outcome<A> {
+    ) -> (Outcome<A>, Remembered<A>) {
         let version = committed.map_or(loaded.version, |c| c.version);
         let snapshot_version = if committed.is_some()
             && crate::store::snapshot_due(&loaded, version, self.snapshot_every)
@@ -325,19 +333,16 @@ where
             loaded.snapshot_version
         };
         let aggregate = Arc::new(loaded.aggregate);
-        if let (Some(memory), Some(state), Some(slot)) = (&self.remembered, state, slot) {
-            slot.weight
-                .store((memory.weigh)(&aggregate), Ordering::Relaxed);
-            *state = Some(Remembered {
-                aggregate: Arc::clone(&aggregate),
-                version,
-                snapshot_version,
-            });
-        }
-        Outcome {
+        let left = Remembered {
+            aggregate: Arc::clone(&aggregate),
+            version,
+            snapshot_version,
+        };
+        let done = Outcome {
             aggregate,
             version,
             position: committed.map(|c| c.position),
-        }
+        };
+        (done, left)
     }
 }

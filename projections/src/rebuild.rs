@@ -4,12 +4,13 @@
 //! costs more than building each once from the finished rows. So the instance that rebuilds
 //! (and holds the projector's lock) drops them when it empties the tables and creates them
 //! again when it has caught up. Their definitions wait in `projector_deferred_indexes`,
-//! written in the same transaction as the drop: if the rebuild dies half-way, whoever leads
-//! the projector next creates them before applying anything ([`restore_indexes`]). Primary
+//! written in the same transaction as the drop: if the rebuild dies half-way, a server that
+//! leads the projector next creates them before applying anything ([`restore_indexes`]), and
+//! another rebuild creates them with its own at the end. Primary
 //! keys and constraints stay: the projectors' upserts need them. Queries keep working during
 //! a rebuild, only without those indexes, on read models that are incomplete anyway.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -19,18 +20,20 @@ use crate::runtime::{Projector, apply_batch, ensure_checkpoint, status_of, try_l
 const STALL_POLL: Duration = Duration::from_millis(200);
 
 /// Rebuilds the projector here, reporting each applied batch's size to `progress`; answers
-/// false, having changed nothing, when another instance leads the projector.
+/// how long creating the indexes again took, or `None`, having changed nothing, when another
+/// instance leads the projector.
 pub async fn rebuild(
     pool: &PgPool,
     projector: &dyn Projector,
     mut progress: impl FnMut(usize),
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Duration>> {
     ensure_checkpoint(pool, projector.name()).await?;
     let mut conn = pool.acquire().await?.detach();
     if !try_lead(&mut conn, projector).await? {
-        return Ok(false);
+        return Ok(None);
     }
-    restore_indexes(&mut conn, projector.name()).await?;
+    // Indexes an earlier rebuild left deferred stay deferred: they are created with the
+    // others at the end, not over tables about to be emptied.
     empty_deferring_indexes(&mut conn, projector).await?;
     loop {
         let applied = apply_batch(&mut conn, projector).await?;
@@ -45,9 +48,11 @@ pub async fn rebuild(
         }
         tokio::time::sleep(STALL_POLL).await;
     }
+    let started = Instant::now();
     restore_indexes(&mut conn, projector.name()).await?;
+    let indexing = started.elapsed();
     conn.close().await?;
-    Ok(true)
+    Ok(Some(indexing))
 }
 
 /// Empties the projector's tables, resets its checkpoint and drops the tables' secondary
