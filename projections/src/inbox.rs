@@ -32,14 +32,6 @@ pub const NAME: &str = "inbox";
 /// How much of the last message the list shows, in characters.
 const PREVIEW_CHARS: usize = 140;
 
-/// PostgreSQL refuses a tsvector of 1 MB or more, and one refused statement would stop the
-/// projector for everyone. So a batch adds at most this much text to a conversation's search
-/// document (only messages that start within it), and a document stops growing near
-/// [`MAX_SEARCH_DOCUMENT_BYTES`]: later text of a very long conversation is not searchable.
-const MAX_SEARCH_TEXT_PER_BATCH: usize = 100_000;
-/// See [`MAX_SEARCH_TEXT_PER_BATCH`].
-const MAX_SEARCH_DOCUMENT_BYTES: i32 = 900_000;
-
 /// The inbox projector.
 pub struct Inbox;
 
@@ -53,7 +45,7 @@ type TotalDeltas = HashMap<Bucket, (i64, i64)>;
 /// Per agent and bucket, the change in messages the agent has read.
 type ReadDeltas = HashMap<(Uuid, Bucket), i64>;
 
-/// A row of `inbox_conversations`, without its search document.
+/// A row of `inbox_conversations`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Conversation {
     tenant_id: Uuid,
@@ -80,6 +72,16 @@ struct Conversation {
 }
 
 impl Conversation {
+    /// The contact's fields, as every search document of the conversation starts.
+    fn contact_text(&self) -> String {
+        [&self.contact_name, &self.contact_email, &self.contact_phone]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn bucket(&self) -> Bucket {
         (
             self.tenant_id,
@@ -94,8 +96,14 @@ struct Touched {
     row: Conversation,
     /// Its bucket and incoming count before the batch; `None` if the batch started it.
     before: Option<(Bucket, i32)>,
-    /// Text the batch adds to its search document.
-    search: String,
+}
+
+/// A row of `inbox_search`: the text of one document, turned into a `tsvector` by the
+/// statement that inserts it.
+struct SearchDocument {
+    key: ConversationKey,
+    seq: i64,
+    text: String,
 }
 
 /// A row of `inbox_reads`.
@@ -144,6 +152,7 @@ struct Batch {
     messages: HashMap<MessageKey, Message>,
     message_order: Vec<MessageKey>,
     reads: HashMap<ReadKey, TouchedRead>,
+    search: Vec<SearchDocument>,
 }
 
 impl Batch {
@@ -179,14 +188,7 @@ impl Batch {
             let key = (row.tenant_id, row.conversation_id);
             let before = Some((row.bucket(), row.incoming_count));
             batch.order.push(key);
-            batch.conversations.insert(
-                key,
-                Touched {
-                    row,
-                    before,
-                    search: String::new(),
-                },
-            );
+            batch.conversations.insert(key, Touched { row, before });
         }
         for row in reads {
             let key = (row.tenant_id, row.conversation_id, row.agent_id);
@@ -232,23 +234,13 @@ impl Batch {
             if self.conversations.contains_key(&key) {
                 return Ok(());
             }
-            let fields = [
-                &contact.name.as_ref().map(|v| v.as_str().to_owned()),
-                &contact.email.as_ref().map(|v| v.as_str().to_owned()),
-                &contact.phone.as_ref().map(|v| v.as_str().to_owned()),
-            ];
-            let search = fields
-                .iter()
-                .filter_map(|f| f.as_deref())
-                .collect::<Vec<_>>()
-                .join(" ");
             let row = Conversation {
                 tenant_id: stored.tenant_id,
                 conversation_id: conversation,
                 source: wire(&source),
-                contact_name: fields[0].clone(),
-                contact_email: fields[1].clone(),
-                contact_phone: fields[2].clone(),
+                contact_name: contact.name.as_ref().map(|v| v.as_str().to_owned()),
+                contact_email: contact.email.as_ref().map(|v| v.as_str().to_owned()),
+                contact_phone: contact.phone.as_ref().map(|v| v.as_str().to_owned()),
                 widget_id: widget_id.map(|w| w.as_uuid()),
                 status: wire(&ConversationStatus::Open),
                 snoozed_until: None,
@@ -265,15 +257,14 @@ impl Batch {
                 last_outgoing_status: None,
                 last_outgoing_message_id: None,
             };
-            self.order.push(key);
-            self.conversations.insert(
+            self.search.push(SearchDocument {
                 key,
-                Touched {
-                    row,
-                    before: None,
-                    search,
-                },
-            );
+                seq: stored.sequence,
+                text: row.contact_text(),
+            });
+            self.order.push(key);
+            self.conversations
+                .insert(key, Touched { row, before: None });
             return Ok(());
         }
         let Some(touched) = self.conversations.get_mut(&key) else {
@@ -405,10 +396,11 @@ impl Batch {
                     Some(content.as_str().chars().take(PREVIEW_CHARS).collect());
                 row.last_message_at = Some(at);
             }
-            if touched.search.len() < MAX_SEARCH_TEXT_PER_BATCH {
-                touched.search.push(' ');
-                touched.search.push_str(content.as_str());
-            }
+            self.search.push(SearchDocument {
+                key,
+                seq: stored.sequence,
+                text: format!("{} {}", row.contact_text(), content.as_str()),
+            });
             let message = Self::message(
                 &mut self.messages,
                 &mut self.message_order,
@@ -486,24 +478,24 @@ impl Batch {
                   widget_id, status, snoozed_until, assignee_id, team_id, labels,
                   last_message_preview, last_message_at, last_activity_at, created_at,
                   message_count, incoming_count, waiting_since, last_outgoing_status,
-                  last_outgoing_message_id, search)
+                  last_outgoing_message_id)
              select u.tenant_id, u.conversation_id, u.source, u.contact_name, u.contact_email,
                     u.contact_phone, u.widget_id, u.status, u.snoozed_until, u.assignee_id,
                     u.team_id,
                     array(select jsonb_array_elements_text(u.labels)),
                     u.last_message_preview, u.last_message_at, u.last_activity_at, u.created_at,
                     u.message_count, u.incoming_count, u.waiting_since, u.last_outgoing_status,
-                    u.last_outgoing_message_id, to_tsvector('simple', u.search)
+                    u.last_outgoing_message_id
                from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                            $7::uuid[], $8::text[], $9::timestamptz[], $10::uuid[], $11::uuid[],
                            $12::jsonb[], $13::text[], $14::timestamptz[], $15::timestamptz[],
                            $16::timestamptz[], $17::int4[], $18::int4[], $19::timestamptz[],
-                           $20::text[], $21::uuid[], $22::text[])
+                           $20::text[], $21::uuid[])
                     as u(tenant_id, conversation_id, source, contact_name, contact_email,
                          contact_phone, widget_id, status, snoozed_until, assignee_id, team_id,
                          labels, last_message_preview, last_message_at, last_activity_at,
                          created_at, message_count, incoming_count, waiting_since,
-                         last_outgoing_status, last_outgoing_message_id, search)
+                         last_outgoing_status, last_outgoing_message_id)
              on conflict (tenant_id, conversation_id) do update set
                  status = excluded.status, snoozed_until = excluded.snoozed_until,
                  assignee_id = excluded.assignee_id, team_id = excluded.team_id,
@@ -513,12 +505,7 @@ impl Batch {
                  message_count = excluded.message_count, incoming_count = excluded.incoming_count,
                  waiting_since = excluded.waiting_since,
                  last_outgoing_status = excluded.last_outgoing_status,
-                 last_outgoing_message_id = excluded.last_outgoing_message_id,
-                 search = case
-                     when pg_column_size(inbox_conversations.search) + pg_column_size(excluded.search)
-                          < $23
-                     then inbox_conversations.search || excluded.search
-                     else inbox_conversations.search end",
+                 last_outgoing_message_id = excluded.last_outgoing_message_id",
         )
         .bind(rows.iter().map(|t| t.row.tenant_id).collect::<Vec<_>>())
         .bind(
@@ -561,8 +548,6 @@ impl Batch {
         .bind(time(|r| r.waiting_since))
         .bind(column(|r| r.last_outgoing_status.clone()))
         .bind(id(|r| r.last_outgoing_message_id))
-        .bind(rows.iter().map(|t| t.search.clone()).collect::<Vec<_>>())
-        .bind(MAX_SEARCH_DOCUMENT_BYTES)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -590,10 +575,16 @@ impl Batch {
                 .map(|(_, m)| m.new.as_ref().and_then(f))
                 .collect()
         };
-        // New messages are inserted whole; for earlier ones only the status columns change.
-        if messages.iter().any(|(_, m)| m.new.is_some()) {
+        // New messages are inserted whole, with the search documents of the batch's messages
+        // and new conversations; for earlier messages only the status columns change.
+        if !self.search.is_empty() {
             let query = sqlx::query(
-                "insert into inbox_messages
+                "with search as (
+                     insert into inbox_search (tenant_id, conversation_id, seq, document)
+                     select tenant_id, conversation_id, seq, to_tsvector('simple', text)
+                       from unnest($15::uuid[], $16::uuid[], $17::int8[], $18::text[])
+                            as d(tenant_id, conversation_id, seq, text))
+                 insert into inbox_messages
                      (tenant_id, conversation_id, message_id, seq, direction, content, author,
                       created_at, status, sent_at, delivered_at, read_at, failed_at, error)
                  select u.tenant_id, u.conversation_id, u.message_id, u.seq, u.direction, u.content,
@@ -626,6 +617,15 @@ impl Batch {
                     .collect::<Vec<_>>(),
             );
             bind_delivery(query, messages.iter().map(|(_, m)| &m.delivery))
+                .bind(self.search.iter().map(|d| d.key.0).collect::<Vec<_>>())
+                .bind(self.search.iter().map(|d| d.key.1).collect::<Vec<_>>())
+                .bind(self.search.iter().map(|d| d.seq).collect::<Vec<_>>())
+                .bind(
+                    self.search
+                        .iter()
+                        .map(|d| d.text.as_str())
+                        .collect::<Vec<_>>(),
+                )
                 .execute(&mut *tx)
                 .await?;
         }
@@ -771,6 +771,7 @@ impl Projector for Inbox {
         &[
             "inbox_conversations",
             "inbox_messages",
+            "inbox_search",
             "inbox_reads",
             "inbox_totals",
             "inbox_agent_reads",

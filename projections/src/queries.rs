@@ -207,18 +207,31 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// Up to this many matches, a search looks its conversations up by id.
-const RARE_MATCHES: i64 = 500;
+/// Up to this many matching documents, a search looks their conversations up by id.
+const RARE_MATCHES: i64 = 10_000;
 
-const ROW: &str =
+/// A search the planner expects to be common first walks this many conversations in the
+/// list's order; most pages of a common word fill from them.
+const FIRST_WALK: i64 = 250;
+
+const COLUMNS: &str =
     "select c.conversation_id, c.source, c.contact_name, c.contact_email, c.contact_phone,
         c.widget_id, c.status, c.snoozed_until, c.assignee_id, c.team_id, c.labels,
         c.last_message_preview, c.last_message_at, c.last_activity_at, c.created_at,
         c.message_count, c.waiting_since, c.last_outgoing_status,
-        (c.incoming_count - coalesce(r.read_incoming, 0))::int8 as unread_count
-   from inbox_conversations c
-   left join inbox_reads r
+        (c.incoming_count - coalesce(r.read_incoming, 0))::int8 as unread_count";
+
+const READS: &str = " left join inbox_reads r
      on r.tenant_id = c.tenant_id and r.conversation_id = c.conversation_id and r.agent_id = ";
+
+/// Which conversations a search keeps, once the probe has told rare from common words.
+enum Narrowing<'a> {
+    /// Exactly these: every match was gathered.
+    Ids(Vec<Uuid>),
+    /// Those with a matching document, walking the list's order, through the first
+    /// `within` conversations or all of them.
+    Walk { q: &'a str, within: Option<i64> },
+}
 
 /// One page of the inbox and the cursor of the next one.
 pub async fn list(
@@ -227,11 +240,145 @@ pub async fn list(
     me: Uuid,
     filter: &ListFilter,
 ) -> Result<(Vec<ConversationRow>, Option<String>), sqlx::Error> {
-    let mut query = QueryBuilder::<Postgres>::new(ROW);
+    let mut rows = match &filter.q {
+        None => page(pool, tenant, me, filter, None).await?,
+        Some(q) => search(pool, tenant, me, filter, q).await?,
+    };
+    let next = if rows.len() as i64 > filter.limit {
+        rows.truncate(filter.limit as usize);
+        rows.last().map(|last| {
+            let at = match filter.sort {
+                Sort::LastActivity => last.last_activity_at,
+                Sort::WaitingSince => last.waiting_since.unwrap_or(last.last_activity_at),
+            };
+            PageCursor { at, id: last.id }.encode()
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// A page of a search. Which plan is right depends on how many documents match: walking
+/// the activity index until a page is full suits a common word and is a full scan for a
+/// rare one, gathering every match suits a rare word and reads a common word's every
+/// message. PostgreSQL cannot tell them apart from a tsvector's statistics alone, so:
+/// a word its statistics call common gets a short walk first, which fills most pages;
+/// otherwise the search index is asked for the matches, up to a bound, and a rare word's
+/// conversations are looked up by id, a common one's filtered in order.
+async fn search(
+    pool: &PgPool,
+    tenant: Uuid,
+    me: Uuid,
+    filter: &ListFilter,
+    q: &str,
+) -> Result<Vec<ConversationRow>, sqlx::Error> {
+    if estimated_matches(pool, tenant, q).await? > RARE_MATCHES {
+        let walk = Narrowing::Walk {
+            q,
+            within: Some(FIRST_WALK),
+        };
+        let rows = page(pool, tenant, me, filter, Some(walk)).await?;
+        if rows.len() as i64 > filter.limit {
+            return Ok(rows);
+        }
+    }
+    let (documents, matches): (i64, Vec<Uuid>) = sqlx::query_as(
+        "with m as (select conversation_id from inbox_search
+                     where tenant_id = $1 and document @@ websearch_to_tsquery('simple', $2)
+                     limit $3)
+         select (select count(*) from m), array(select distinct conversation_id from m)",
+    )
+    .bind(tenant)
+    .bind(q)
+    .bind(RARE_MATCHES + 1)
+    .persistent(false)
+    .fetch_one(pool)
+    .await?;
+    let narrowing = if documents <= RARE_MATCHES {
+        Narrowing::Ids(matches)
+    } else {
+        Narrowing::Walk { q, within: None }
+    };
+    page(pool, tenant, me, filter, Some(narrowing)).await
+}
+
+/// How many of the tenant's documents the planner expects to match: its statistics know
+/// the common words, and put a word they do not list at most at 0.5% of the rows.
+async fn estimated_matches(pool: &PgPool, tenant: Uuid, q: &str) -> Result<i64, sqlx::Error> {
+    let plan: serde_json::Value = sqlx::query_scalar(
+        "explain (format json) select 1 from inbox_search
+          where tenant_id = $1 and document @@ websearch_to_tsquery('simple', $2)",
+    )
+    .bind(tenant)
+    .bind(q)
+    .persistent(false)
+    .fetch_one(pool)
+    .await?;
+    Ok(plan[0]["Plan"]["Plan Rows"].as_i64().unwrap_or(0))
+}
+
+/// One page of the list, narrowed by a search or not, with one row more than the page
+/// when there is a next page.
+async fn page(
+    pool: &PgPool,
+    tenant: Uuid,
+    me: Uuid,
+    filter: &ListFilter,
+    narrowing: Option<Narrowing<'_>>,
+) -> Result<Vec<ConversationRow>, sqlx::Error> {
+    let searching = narrowing.is_some();
+    let mut query = QueryBuilder::<Postgres>::new(COLUMNS);
+    match narrowing {
+        Some(Narrowing::Walk {
+            q,
+            within: Some(within),
+        }) => {
+            query.push(" from (select * from inbox_conversations c");
+            push_filters(&mut query, tenant, me, filter);
+            push_order(&mut query, filter, within);
+            query.push(") c").push(READS).push_bind(me).push(" where");
+            push_has_match(&mut query, q);
+        }
+        narrowing => {
+            query
+                .push(" from inbox_conversations c")
+                .push(READS)
+                .push_bind(me);
+            push_filters(&mut query, tenant, me, filter);
+            match narrowing {
+                Some(Narrowing::Ids(ids)) => {
+                    query
+                        .push(" and c.conversation_id = any(")
+                        .push_bind(ids)
+                        .push(")");
+                }
+                Some(Narrowing::Walk { q, .. }) => {
+                    query.push(" and");
+                    push_has_match(&mut query, q);
+                }
+                None => {}
+            }
+        }
+    }
+    push_order(&mut query, filter, filter.limit + 1);
+    // A search is planned for the ids or words it carries; a cached generic plan would not
+    // see them.
     query
-        .push_bind(me)
-        .push(" where c.tenant_id = ")
-        .push_bind(tenant);
+        .build_query_as()
+        .persistent(!searching)
+        .fetch_all(pool)
+        .await
+}
+
+/// ` where` and every filter of the list but the search, cursor included.
+fn push_filters(
+    query: &mut QueryBuilder<'_, Postgres>,
+    tenant: Uuid,
+    me: Uuid,
+    filter: &ListFilter,
+) {
+    query.push(" where c.tenant_id = ").push_bind(tenant);
     if let Some(status) = &filter.status {
         query.push(" and c.status = ").push_bind(status.clone());
     }
@@ -259,46 +406,11 @@ pub async fn list(
             .push_bind(label.clone())
             .push("]::text[]");
     }
-    if let Some(q) = &filter.q {
-        // Which plan is right depends on how many conversations match: walking the activity
-        // index until a page is full suits a common word and is a full scan for a rare one.
-        // The planner cannot tell them apart from a tsvector's statistics, so ask the search
-        // index first: a rare match is then looked up by id, a common one filtered in order.
-        let (words, matches): (String, Vec<Uuid>) = sqlx::query_as(
-            "select q::text, array(select conversation_id from inbox_conversations
-                                   where tenant_id = $1 and search @@ q limit $3)
-               from websearch_to_tsquery('simple', $2) q",
-        )
-        .bind(tenant)
-        .bind(q)
-        .bind(RARE_MATCHES + 1)
-        .persistent(false)
-        .fetch_one(pool)
-        .await?;
-        if matches.len() as i64 <= RARE_MATCHES {
-            query
-                .push(" and c.conversation_id = any(")
-                .push_bind(matches)
-                .push(")");
-        } else {
-            query
-                .push(" and c.search @@ ")
-                .push_bind(words)
-                .push("::tsquery");
-        }
+    if filter.sort == Sort::WaitingSince {
+        query.push(" and c.waiting_since is not null");
     }
-    let key = match filter.sort {
-        Sort::LastActivity => "c.last_activity_at",
-        Sort::WaitingSince => {
-            query.push(" and c.waiting_since is not null");
-            "c.waiting_since"
-        }
-    };
-    let (direction, compare) = match filter.sort {
-        Sort::LastActivity => ("desc", "<"),
-        Sort::WaitingSince => ("asc", ">"),
-    };
     if let Some(cursor) = filter.cursor {
+        let (key, _, compare) = order_of(filter.sort);
         query
             .push(format!(" and ({key}, c.conversation_id) {compare} ("))
             .push_bind(cursor.at)
@@ -306,31 +418,36 @@ pub async fn list(
             .push_bind(cursor.id)
             .push(")");
     }
+}
+
+/// The list's order and a limit.
+fn push_order(query: &mut QueryBuilder<'_, Postgres>, filter: &ListFilter, limit: i64) {
+    let (key, direction, _) = order_of(filter.sort);
     query
         .push(format!(
             " order by {key} {direction}, c.conversation_id {direction} limit "
         ))
-        .push_bind(filter.limit + 1);
-    // A search is planned for the ids or words it carries; a cached generic plan would not
-    // see them.
-    let mut rows: Vec<ConversationRow> = query
-        .build_query_as()
-        .persistent(filter.q.is_none())
-        .fetch_all(pool)
-        .await?;
-    let next = if rows.len() as i64 > filter.limit {
-        rows.truncate(filter.limit as usize);
-        rows.last().map(|last| {
-            let at = match filter.sort {
-                Sort::LastActivity => last.last_activity_at,
-                Sort::WaitingSince => last.waiting_since.unwrap_or(last.last_activity_at),
-            };
-            PageCursor { at, id: last.id }.encode()
-        })
-    } else {
-        None
-    };
-    Ok((rows, next))
+        .push_bind(limit);
+}
+
+/// The sort key, its direction and the comparison that pages after a cursor.
+fn order_of(sort: Sort) -> (&'static str, &'static str, &'static str) {
+    match sort {
+        Sort::LastActivity => ("c.last_activity_at", "desc", "<"),
+        Sort::WaitingSince => ("c.waiting_since", "asc", ">"),
+    }
+}
+
+/// ` exists` a document of the conversation that matches the search.
+fn push_has_match<'a>(query: &mut QueryBuilder<'a, Postgres>, q: &'a str) {
+    query
+        .push(
+            " exists (select 1 from inbox_search s
+                       where s.tenant_id = c.tenant_id and s.conversation_id = c.conversation_id
+                         and s.document @@ (select websearch_to_tsquery('simple', ",
+        )
+        .push_bind(q)
+        .push(")))");
 }
 
 /// One conversation, with the caller's unread count.
@@ -341,7 +458,8 @@ pub async fn get(
     conversation: Uuid,
 ) -> Result<Option<ConversationRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "{ROW} $1 where c.tenant_id = $2 and c.conversation_id = $3"
+        "{COLUMNS} from inbox_conversations c{READS} $1
+          where c.tenant_id = $2 and c.conversation_id = $3"
     ))
     .bind(me)
     .bind(tenant)

@@ -320,6 +320,7 @@ async fn dump(pool: &PgPool) -> Vec<Value> {
     for (table, order) in [
         ("inbox_conversations", "tenant_id, conversation_id"),
         ("inbox_messages", "tenant_id, conversation_id, seq"),
+        ("inbox_search", "tenant_id, conversation_id, seq"),
         ("inbox_reads", "tenant_id, conversation_id, agent_id"),
         ("inbox_totals", "tenant_id, status, assignee_key"),
         (
