@@ -16,6 +16,7 @@ use commands::whatsapp::{GraphSettings, Whatsapp};
 use domain::conversation::Conversation;
 use domain::web_domain::DomainProofs;
 use domain::widget::WidgetServices;
+use projections::notifications::Notifications;
 use projections::runtime::Projectors;
 use projections::tail::Tail;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -168,6 +169,7 @@ pub fn state(
         },
         deliveries: Arc::new(Notify::new()),
     };
+    let notifications = Notifications::start(pool.clone());
     Ok(AppState {
         conversations,
         whatsapp,
@@ -182,10 +184,10 @@ pub fn state(
             Arc::new(proofs) as Arc<dyn DomainProofs>,
             SMALL_AGGREGATE_SNAPSHOT_EVERY,
         )),
-        tail: Tail::start(pool.clone()),
+        tail: Tail::start(pool.clone(), &notifications),
         signals: Signals::start(pool.clone()),
         unread: Arc::new(UnreadCounts::new(pool.clone())),
-        progress: projections::progress::Progress::start(pool.clone()),
+        notifications,
         keys: Arc::new(KeyRing::new(pool.clone())),
         limits: Arc::new(VisitorLimits::default()),
         closing,
@@ -223,6 +225,7 @@ pub struct Application {
     pool: PgPool,
     closing: watch::Sender<bool>,
     whatsapp: Whatsapp,
+    notifications: Arc<Notifications>,
 }
 
 impl Application {
@@ -235,6 +238,7 @@ impl Application {
         let (closing, closing_seen) = watch::channel(false);
         let state = state(pool.clone(), args, bound, closing_seen)?;
         let whatsapp = state.whatsapp.clone();
+        let notifications = state.notifications.clone();
         let router = routes::router(state, args.max_body_bytes);
         Ok(Self {
             listener,
@@ -242,6 +246,7 @@ impl Application {
             pool,
             closing,
             whatsapp,
+            notifications,
         })
     }
 
@@ -258,7 +263,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let projectors = Projectors::start(self.pool, projections::all());
+        let projectors = Projectors::start(self.pool, projections::all(), self.notifications);
         let whatsapp = self.whatsapp.start();
         let closing = self.closing;
         let service = self

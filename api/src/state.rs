@@ -9,6 +9,7 @@ use domain::conversation::Conversation;
 use domain::web_domain::Domain;
 use domain::widget::Widget;
 use metrics_exporter_prometheus::PrometheusHandle;
+use projections::notifications::Notifications;
 use projections::tail::Tail;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -48,8 +49,9 @@ pub struct AppState {
     pub signals: Signals,
     /// Agents' unread counts, shared by their live connections.
     pub unread: Arc<UnreadCounts>,
-    /// Wakes read-your-writes waits when a projector commits a batch.
-    pub progress: Arc<projections::progress::Progress>,
+    /// The instance's one `LISTEN` connection: wakes the projectors and the live tail when
+    /// events are appended, and read-your-writes waits when a projector commits a batch.
+    pub notifications: Arc<Notifications>,
     /// Signs visitor tokens and derives widget identity secrets.
     pub keys: Arc<KeyRing>,
     /// Lets widgets run only on their verified domains.

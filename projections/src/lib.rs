@@ -7,7 +7,8 @@
 //!   the end.
 //! - [`inbox`]: the inbox projector (conversation list, messages and delivery status, read
 //!   markers, maintained counters).
-//! - [`progress`]: word that a projector committed a batch, for read-your-writes waits.
+//! - [`notifications`]: the instance's one `LISTEN` connection: events appended, for the
+//!   projectors and the live tail; projector batches committed, for read-your-writes waits.
 //! - [`queries`]: what the query API reads from those tables.
 //! - [`activity`]: a conversation's activity lines (assignment, status, labels, …), read from
 //!   the event store for the agents' timeline.
@@ -21,7 +22,7 @@ pub mod activity;
 pub mod audit;
 pub mod feed;
 pub mod inbox;
-pub mod progress;
+pub mod notifications;
 pub mod queries;
 pub mod reader;
 pub mod rebuild;

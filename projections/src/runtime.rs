@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::task::JoinSet;
 
+use crate::notifications::Notifications;
 use crate::reader::{Cursor, StoredEvent, lag, read_after};
 
 /// Events applied per transaction.
@@ -104,7 +104,7 @@ pub async fn apply_batch(
             last.position
         ))
     })?;
-    // Readers waiting for a position hear of the batch when it commits (`progress`).
+    // Readers waiting for a position hear of the batch when it commits (`notifications`).
     sqlx::query(
         "with moved as (
              update projector_checkpoints
@@ -118,7 +118,7 @@ pub async fn apply_batch(
     .bind(last.transaction_id.to_string())
     .bind(last.position)
     .bind(events.len() as i64)
-    .bind(crate::progress::CHANNEL)
+    .bind(crate::notifications::PROJECTED)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -136,13 +136,18 @@ pub struct Projectors {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// Connections of the projectors' pool: one per projector, its listener, and one spare.
-const PROJECTOR_CONNECTIONS: u32 = 6;
+/// Connections of the projectors' pool: one per projector, and spares.
+const PROJECTOR_CONNECTIONS: u32 = 4;
 
 impl Projectors {
     /// Starts one task per projector; each waits for its lock, then follows the events, on
-    /// connections to the database `pool` connects to.
-    pub fn start(pool: PgPool, projectors: Vec<Arc<dyn Projector>>) -> Self {
+    /// connections to the database `pool` connects to, woken by the instance's
+    /// `notifications`.
+    pub fn start(
+        pool: PgPool,
+        projectors: Vec<Arc<dyn Projector>>,
+        notifications: Arc<Notifications>,
+    ) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -158,7 +163,7 @@ impl Projectors {
                         .connect_lazy_with(options);
                     let mut tasks = JoinSet::new();
                     for projector in projectors {
-                        tasks.spawn(supervise(pool.clone(), projector));
+                        tasks.spawn(supervise(pool.clone(), projector, notifications.clone()));
                     }
                     let _ = stopped.await;
                     tasks.shutdown().await;
@@ -177,9 +182,9 @@ impl Projectors {
     }
 }
 
-async fn supervise(pool: PgPool, projector: Arc<dyn Projector>) {
+async fn supervise(pool: PgPool, projector: Arc<dyn Projector>, notifications: Arc<Notifications>) {
     loop {
-        if let Err(error) = lead(&pool, projector.as_ref()).await {
+        if let Err(error) = lead(&pool, projector.as_ref(), &notifications).await {
             tracing::error!(
                 projector = projector.name(),
                 error.cause_chain = ?error,
@@ -192,7 +197,11 @@ async fn supervise(pool: PgPool, projector: Arc<dyn Projector>) {
 }
 
 /// Waits for the projector's lock, then applies events until an error.
-async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
+async fn lead(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    notifications: &Notifications,
+) -> anyhow::Result<()> {
     ensure_checkpoint(pool, projector.name()).await?;
     let mut conn = pool.acquire().await?.detach();
     while !try_lead(&mut conn, projector).await? {
@@ -200,8 +209,7 @@ async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
     }
     tracing::info!(projector = projector.name(), "projector leading");
     crate::rebuild::restore_indexes(&mut conn, projector.name()).await?;
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen("upzento_events").await?;
+    let mut appended = notifications.appended();
     let mut reported = Instant::now() - LAG_REPORT_EVERY;
     loop {
         let applied = apply_batch(&mut conn, projector).await?;
@@ -219,10 +227,8 @@ async fn lead(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<()> {
             tokio::time::sleep(projector.gather()).await;
         }
         if applied == 0 {
-            // A timeout is the poll; a broken listener ends the lead and is set up anew.
-            if let Ok(Err(error)) = tokio::time::timeout(IDLE_POLL, listener.try_recv()).await {
-                return Err(error.into());
-            }
+            // A timeout is the poll.
+            let _ = tokio::time::timeout(IDLE_POLL, appended.changed()).await;
         }
     }
 }

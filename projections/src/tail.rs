@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use futures::Stream;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use crate::notifications::Notifications;
 use crate::reader::{Cursor, StoredEvent, head, read_after, read_tenant_after};
 
 /// Events read per query, by the tail and by a subscriber's catch-up.
@@ -82,10 +82,15 @@ impl Drop for AbortOnDrop {
 }
 
 impl Tail {
-    /// Starts following the store from its current head.
-    pub fn start(pool: PgPool) -> Self {
+    /// Starts following the store from its current head, woken by the instance's
+    /// `notifications`.
+    pub fn start(pool: PgPool, notifications: &Notifications) -> Self {
         let (batches, _) = broadcast::channel(BACKLOG);
-        let task = tokio::spawn(follow(pool.clone(), batches.clone()));
+        let task = tokio::spawn(follow(
+            pool.clone(),
+            batches.clone(),
+            notifications.appended(),
+        ));
         Self {
             pool,
             batches,
@@ -157,14 +162,16 @@ impl Subscription {
 }
 
 /// The tail's loop: read what became readable, broadcast it, wait for the next commit.
-async fn follow(pool: PgPool, batches: broadcast::Sender<Arc<[SharedEvent]>>) {
+async fn follow(
+    pool: PgPool,
+    batches: broadcast::Sender<Arc<[SharedEvent]>>,
+    mut appended: watch::Receiver<()>,
+) {
     let mut cursor = None;
-    let mut listener = None;
     let mut pending = 0;
     loop {
-        if let Err(error) = step(&pool, &batches, &mut cursor, &mut listener, &mut pending).await {
+        if let Err(error) = step(&pool, &batches, &mut cursor, &mut appended, &mut pending).await {
             tracing::warn!(error = %error, "event tail interrupted; retrying");
-            listener = None;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
@@ -174,17 +181,9 @@ async fn step(
     pool: &PgPool,
     batches: &broadcast::Sender<Arc<[SharedEvent]>>,
     cursor: &mut Option<Cursor>,
-    listener: &mut Option<PgListener>,
+    appended: &mut watch::Receiver<()>,
     pending: &mut u32,
 ) -> Result<(), sqlx::Error> {
-    let listening = match listener {
-        Some(listening) => listening,
-        None => {
-            let mut fresh = PgListener::connect_with(pool).await?;
-            fresh.listen("upzento_events").await?;
-            listener.insert(fresh)
-        }
-    };
     let from = match *cursor {
         Some(from) => from,
         None => *cursor.insert(head(pool).await?),
@@ -203,10 +202,10 @@ async fn step(
     } else {
         IDLE_POLL
     };
-    match tokio::time::timeout(wait, listening.try_recv()).await {
-        Ok(Ok(Some(_))) => *pending = PENDING_LOOKS,
-        Ok(Ok(None)) => *listener = None,
-        Ok(Err(error)) => return Err(error),
+    match tokio::time::timeout(wait, appended.changed()).await {
+        Ok(Ok(())) => *pending = PENDING_LOOKS,
+        // The instance's listener is gone: looking every poll is all there is.
+        Ok(Err(_closed)) => tokio::time::sleep(wait).await,
         Err(_elapsed) => {}
     }
     Ok(())

@@ -163,7 +163,7 @@ async fn reach(state: &AppState, position: Option<i64>) -> Result<(), ApiError> 
     };
     let deadline = Instant::now() + READ_YOUR_WRITES_WAIT;
     loop {
-        let advanced = state.progress.advanced();
+        let advanced = state.notifications.projected();
         tokio::pin!(advanced);
         advanced.as_mut().enable();
         if projections::runtime::has_reached(&state.pool, projections::inbox::NAME, position)
