@@ -169,12 +169,32 @@ impl Browser {
 
     /// Types `text` into the element matching `css` (`\u{E007}` is Enter).
     pub async fn type_into(&self, css: &str, text: &str) {
-        self.find(css).await.send_keys(text).await.unwrap();
+        self.act_on(css, |element| async move { element.send_keys(text).await })
+            .await;
     }
 
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        self.act_on(css, |element| async move { element.click().await })
+            .await;
+    }
+
+    /// Does `act` to the element matching `css`. A live repaint can replace the element
+    /// between finding it and acting on it; a person would act on the one now shown, so a
+    /// stale element is found again.
+    async fn act_on<F, Fut>(&self, css: &str, act: F)
+    where
+        F: Fn(Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        for _ in 0..5 {
+            match act(self.find(css).await).await {
+                Err(fantoccini::error::CmdError::Standard(error))
+                    if error.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+                done => return done.unwrap(),
+            }
+        }
+        panic!("`{css}` kept being replaced");
     }
 
     /// The element matching `css` in the page, once it exists.
