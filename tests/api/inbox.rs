@@ -14,6 +14,16 @@ async fn read(app: &TestApp, caller: &Caller, path: &str, position: &Value) -> V
         .expect(200)
 }
 
+/// The ids of a list page's conversations, in order.
+fn ids_of(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect()
+}
+
 async fn start(app: &TestApp, caller: &Caller, name: &str, email: &str) -> (String, Value) {
     let started = app
         .post(
@@ -73,12 +83,7 @@ async fn the_inbox_lists_filters_and_counts_conversations() {
         .expect(200);
 
     let open = read(&app, &ann, "/conversations", &last["position"]).await;
-    let ids: Vec<&str> = open["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&open);
     assert_eq!(
         ids,
         [cia.as_str(), bob.as_str()],
@@ -374,12 +379,7 @@ async fn the_waiting_view_lists_the_longest_waiting_first() {
         &last["position"],
     )
     .await;
-    let ids: Vec<&str> = waiting["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&waiting);
     assert_eq!(ids, [first.as_str(), second.as_str()]);
 }
 
@@ -529,12 +529,7 @@ async fn a_word_in_more_messages_than_the_search_probe_gathers_is_found_newest_f
         &last["position"],
     )
     .await;
-    let ids: Vec<&str> = found["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&found);
     let seeded = seeded.to_string();
     assert_eq!(ids, [newest.as_str(), named.as_str(), seeded.as_str()]);
     // Once the statistics know the word is common, the search walks a few conversations
