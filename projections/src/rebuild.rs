@@ -28,7 +28,7 @@ pub async fn rebuild(
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<Option<Duration>> {
     ensure_checkpoint(pool, projector.name()).await?;
-    let mut conn = pool.acquire().await?.detach();
+    let mut conn = crate::runtime::connection(pool).await?;
     if !try_lead(&mut conn, projector).await? {
         return Ok(None);
     }
