@@ -208,7 +208,7 @@ async fn lead(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tracing::info!(projector = projector.name(), "projector leading");
-    crate::rebuild::restore_indexes(&mut conn, projector.name()).await?;
+    crate::rebuild::restore_indexes(pool, projector.name()).await?;
     let mut appended = notifications.appended();
     let mut reported = Instant::now() - LAG_REPORT_EVERY;
     loop {
