@@ -179,6 +179,14 @@ impl Browser {
             .await;
     }
 
+    /// Chooses the option with `value` in the `select` matching `css`.
+    pub async fn select(&self, css: &str, value: &str) {
+        self.act_on(css, |element| async move {
+            element.select_by_value(value).await
+        })
+        .await;
+    }
+
     /// Does `act` to the element matching `css`. A live repaint can replace the element
     /// between finding it and acting on it; a person would act on the one now shown, so a
     /// stale element is found again.

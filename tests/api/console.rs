@@ -173,19 +173,11 @@ async fn console_at(width: u32, height: u32, size: &str) {
     }
 
     // Assignment, status, labels and a private note show live in Bea's browser.
-    ann.find("select[name=assignee]")
-        .await
-        .select_by_value(&bea.agent_id)
-        .await
-        .unwrap();
+    ann.select("select[name=assignee]", &bea.agent_id).await;
     second
         .page_until("the assignment shows live", "[...document.querySelectorAll('.system')].some(l => l.textContent.includes('assigned it to bea@example.com'))")
         .await;
-    ann.find("select[name=status]")
-        .await
-        .select_by_value("pending")
-        .await
-        .unwrap();
+    ann.select("select[name=status]", "pending").await;
     second
         .page_until(
             "the status shows live",
@@ -257,11 +249,7 @@ async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &s
     new.click().await.unwrap();
     ann.type_into(".widget-form input[name=name]", "Console widget")
         .await;
-    ann.find("select[name=position]")
-        .await
-        .select_by_value("bottom_left")
-        .await
-        .unwrap();
+    ann.select("select[name=position]", "bottom_left").await;
     ann.type_into("input[name=greeting_title]", "Made in the console")
         .await;
     ann.page_until("the preview follows the form", "document.querySelector('.widget-preview.left .preview-header strong').textContent === 'Made in the console'")
