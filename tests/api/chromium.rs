@@ -179,6 +179,12 @@ impl Browser {
             .await;
     }
 
+    /// Empties the field matching `css`.
+    pub async fn clear(&self, css: &str) {
+        self.act_on(css, |element| async move { element.clear().await })
+            .await;
+    }
+
     /// Chooses the option with `value` in the `select` matching `css`.
     pub async fn select(&self, css: &str, value: &str) {
         self.act_on(css, |element| async move {

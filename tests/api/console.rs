@@ -65,21 +65,19 @@ async fn console_at(width: u32, height: u32, size: &str) {
     if phone {
         ann.click(".filters summary").await;
     }
-    let label = ann.find("input[name=label]").await;
-    label.send_keys("billing\u{E007}").await.unwrap();
+    ann.type_into("input[name=label]", "billing\u{E007}").await;
     ann.page_until("the label filter narrows the list", &rows(1))
         .await;
     assert_eq!(texts(&ann, ".conv .contact").await, ["Cia Park"]);
-    label.clear().await.unwrap();
-    label.send_keys("\u{E007}").await.unwrap();
+    ann.clear("input[name=label]").await;
+    ann.type_into("input[name=label]", "\u{E007}").await;
     ann.page_until("clearing the filter shows both", &rows(2))
         .await;
-    let search = ann.find("input[name=q]").await;
-    search.send_keys("parcel").await.unwrap();
+    ann.type_into("input[name=q]", "parcel").await;
     ann.page_until("search narrows the list", &rows(1)).await;
     assert_eq!(texts(&ann, ".conv .contact").await, ["Dan Lee"]);
-    search.clear().await.unwrap();
-    search.send_keys(" ").await.unwrap();
+    ann.clear("input[name=q]").await;
+    ann.type_into("input[name=q]", " ").await;
     ann.page_until("clearing the search shows both", &rows(2))
         .await;
 
@@ -139,11 +137,8 @@ async fn console_at(width: u32, height: u32, size: &str) {
         "document.querySelector('.presence').textContent.includes('The contact is typing')",
     )
     .await;
-    let composer = ann.find(".composer textarea").await;
-    composer
-        .send_keys("Thanks, we are on it\u{E007}")
-        .await
-        .unwrap();
+    ann.type_into(".composer textarea", "Thanks, we are on it\u{E007}")
+        .await;
     visitor
         .until(
             "the reply reaches the widget",
@@ -195,11 +190,8 @@ async fn console_at(width: u32, height: u32, size: &str) {
         .await;
     assert!(texts(&second, ".labels .label").await.is_empty());
     ann.click(".composer input[value=note]").await;
-    let composer = ann.find(".composer textarea").await;
-    composer
-        .send_keys("Check the order first\u{E007}")
-        .await
-        .unwrap();
+    ann.type_into(".composer textarea", "Check the order first\u{E007}")
+        .await;
     second
         .page_until("the note shows live, set apart", "document.querySelector('.msg.note .msg-text')?.textContent === 'Check the order first'")
         .await;
@@ -245,8 +237,7 @@ async fn console_at(width: u32, height: u32, size: &str) {
 async fn widgets_page(site: &Website, ann: &Browser, visitor: &Browser, size: &str) {
     ann.open(&format!("{}/app#/widgets", site.app.address))
         .await;
-    let new = ann.find(".page-head button.primary").await;
-    new.click().await.unwrap();
+    ann.click(".page-head button.primary").await;
     ann.type_into(".widget-form input[name=name]", "Console widget")
         .await;
     ann.select("select[name=position]", "bottom_left").await;
